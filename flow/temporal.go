@@ -1,0 +1,158 @@
+package flow
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"io"
+	"strings"
+	"time"
+)
+
+// Registered Temporal workflow type names: part of the history contract, do
+// not change.
+const (
+	WorkflowCustomer          = "Customer"
+	WorkflowInitialize        = "Initialize"
+	WorkflowRecovery          = "Recovery"
+	WorkflowUpdatePIN         = "UpdatePIN"
+	WorkflowResetPIN          = "ResetPIN"
+	WorkflowExportPrivateKeys = "ExportPrivateKeys"
+	WorkflowCreateWallets     = "CreateWallets"
+	WorkflowNotifyApp         = "NotifyApp"
+)
+
+// Registered Temporal activity type names: do not change.
+const (
+	ActivityPreflight       = "Preflight"
+	ActivityCreateChallenge = "CreateChallenge"
+	ActivityGetChallenge    = "GetChallenge"
+	ActivityRecordFlow      = "RecordFlow"
+	ActivitySyncCustomer    = "SyncCustomer"
+	ActivityRecordAudit     = "RecordAudit"
+	ActivityDeliverEvent    = "DeliverEvent"
+)
+
+// Signal, query and update names: do not change.
+const (
+	// SignalChallengeEvent carries a ChallengeEvent from the webhook intake
+	// to the flow workflow that owns the challenge.
+	SignalChallengeEvent = "challenge-event"
+	// SignalCustomerEvent carries a CustomerEvent from the webhook intake to
+	// the customer workflow (events that belong to no running flow).
+	SignalCustomerEvent = "customer-event"
+	// SignalFlowChanged carries a Flow from a flow workflow to its customer
+	// workflow each time the flow's status changes.
+	SignalFlowChanged = "flow-changed"
+	// QueryFlow returns the flow workflow's current Flow.
+	QueryFlow = "flow"
+	// QueryActiveFlow returns the customer workflow's active *Flow (or nil).
+	QueryActiveFlow = "active-flow"
+	// UpdateStartFlow asks the customer workflow to start a flow; it
+	// returns a StartResult once the challenge exists or the start was
+	// refused.
+	UpdateStartFlow = "start-flow"
+	// UpdateCancel cancels a flow workflow and returns its final Flow.
+	UpdateCancel = "cancel"
+)
+
+// DefaultTaskQueue is the task queue workers poll unless configured
+// otherwise.
+const DefaultTaskQueue = "custodyflows"
+
+// CustomerWorkflowID is the workflow id of the customer workflow that
+// serialises a customer's flows. One id per customer is what makes "one
+// active flow per customer" hold across API replicas.
+func CustomerWorkflowID(customerID string) string { return "customer-" + customerID }
+
+// FlowIDPrefix starts every flow id (and so every flow workflow id).
+const FlowIDPrefix = "flow_"
+
+var flowIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewFlowID returns a new opaque, URL-safe flow id read from r (crypto/rand
+// when r is nil). Workflows call it inside workflow.SideEffect.
+func NewFlowID(r io.Reader) string {
+	if r == nil {
+		r = rand.Reader
+	}
+	b := make([]byte, 15)
+	if _, err := io.ReadFull(r, b); err != nil {
+		panic("flow: read random flow id: " + err.Error())
+	}
+	return FlowIDPrefix + flowIDEncoding.EncodeToString(b)
+}
+
+// ValidFlowID reports whether id has the shape NewFlowID produces, so the
+// API can answer 404 without asking Temporal about arbitrary strings.
+func ValidFlowID(id string) bool {
+	rest, ok := strings.CutPrefix(id, FlowIDPrefix)
+	if !ok || len(rest) != 24 {
+		return false
+	}
+	_, err := flowIDEncoding.DecodeString(rest)
+	return err == nil
+}
+
+// NotifyWorkflowID is the workflow id of the workflow delivering one app
+// event; the event id makes a second start for the same event a no-op.
+func NotifyWorkflowID(eventID string) string { return "notify-" + eventID }
+
+// StartRequest is the argument of the customer workflow's start-flow update.
+type StartRequest struct {
+	Kind           Kind     `json:"kind"`
+	CustomerID     string   `json:"customerId"`
+	RedirectURL    string   `json:"redirectUrl"`
+	Blockchains    []string `json:"blockchains,omitempty"`
+	IdempotencyKey string   `json:"idempotencyKey,omitempty"`
+	// RequestHash identifies the route and body the idempotency key was
+	// first used with; the same key with another hash is refused.
+	RequestHash string `json:"requestHash,omitempty"`
+	// Actor names who asked (an API key id, never the key) for the audit log.
+	Actor string `json:"actor,omitempty"`
+}
+
+// StartResult is what the start-flow update returns. Exactly one of Flow or
+// Refusal is set; Created is true only when this request started the flow.
+type StartResult struct {
+	Flow    *Flow  `json:"flow,omitempty"`
+	Created bool   `json:"created"`
+	Refusal *Error `json:"refusal,omitempty"`
+	// ActiveFlowID is set with a flow_in_progress refusal.
+	ActiveFlowID string `json:"activeFlowId,omitempty"`
+}
+
+// FlowInput starts a flow workflow.
+type FlowInput struct {
+	FlowID         string    `json:"flowId"`
+	CustomerID     string    `json:"customerId"`
+	Kind           Kind      `json:"kind"`
+	RedirectURL    string    `json:"redirectUrl"`
+	Blockchains    []string  `json:"blockchains,omitempty"`
+	IdempotencyKey string    `json:"idempotencyKey,omitempty"`
+	RequestHash    string    `json:"requestHash,omitempty"`
+	Actor          string    `json:"actor,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+	// CustomerWorkflowID is where the flow reports its status changes.
+	CustomerWorkflowID string `json:"customerWorkflowId"`
+}
+
+// ChallengeEvent is the payload of SignalChallengeEvent: a webhook that
+// names a challenge. It is a hint; the flow reads Planbok's truth.
+type ChallengeEvent struct {
+	ChallengeID string `json:"challengeId"`
+	Event       string `json:"event"`
+	// Status is the challenge status the webhook claimed, if any.
+	Status    string    `json:"status,omitempty"`
+	WebhookID string    `json:"webhookId,omitempty"`
+	Received  time.Time `json:"received"`
+}
+
+// CustomerEvent is the payload of SignalCustomerEvent: a customer-level
+// webhook (customer.locked_out, customer.pin_setup, …) that no running flow
+// claimed.
+type CustomerEvent struct {
+	CustomerID string    `json:"customerId"`
+	Event      string    `json:"event"`
+	WebhookID  string    `json:"webhookId,omitempty"`
+	Received   time.Time `json:"received"`
+}
