@@ -68,9 +68,6 @@ const (
 
 // AppEvent is the body of an event sent to the app.
 type AppEvent struct {
-	// ID is the Standard Webhooks message id (webhook-id header); it stays
-	// the same across retries so the app can de-duplicate.
-	ID        string       `json:"-"`
 	Type      EventType    `json:"type"`
 	Timestamp time.Time    `json:"timestamp"`
 	Data      AppEventData `json:"data"`
