@@ -111,8 +111,15 @@ type StartRequest struct {
 	Actor string `json:"actor,omitempty"`
 }
 
-// StartResult is what the start-flow update returns. Exactly one of Flow or
-// Refusal is set; Created is true only when this request started the flow.
+// StartResult is what the start-flow update returns.
+//
+//   - Flow set, Refusal nil: the flow exists and waits for the user (or, for
+//     a replayed idempotency key, is in whatever status it reached). Created
+//     is true only when this request started it.
+//   - Refusal set, Flow nil: nothing was started (a rule, flow_in_progress
+//     with ActiveFlowID, idempotency_key_reused, customer_not_found).
+//   - Both set: the flow was started but ended before its challenge existed
+//     (e.g. planbok_unavailable); Flow is that failed flow.
 type StartResult struct {
 	Flow    *Flow  `json:"flow,omitempty"`
 	Created bool   `json:"created"`
