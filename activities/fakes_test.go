@@ -1,0 +1,199 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/custodyflows/custodyflows/flow"
+	"github.com/custodyflows/custodyflows/notify"
+	"github.com/custodyflows/custodyflows/planbok"
+	"github.com/custodyflows/custodyflows/store"
+)
+
+// fakePlanbok answers from fields; err* fields, when set, are returned
+// instead.
+type fakePlanbok struct {
+	mu        sync.Mutex
+	customer  *planbok.Customer
+	challenge *planbok.Challenge
+	errGet    error
+	errCreate error
+	errChal   error
+
+	created []createCall
+}
+
+type createCall struct {
+	customerID string
+	task       planbok.Task
+	params     planbok.ChallengeParams
+}
+
+func (f *fakePlanbok) GetCustomer(_ context.Context, id string) (*planbok.Customer, error) {
+	if f.errGet != nil {
+		return nil, f.errGet
+	}
+	if f.customer == nil || f.customer.ID != id {
+		return nil, &planbok.Error{Op: "get customer", StatusCode: 404, Message: "Customer not found"}
+	}
+	c := *f.customer
+	return &c, nil
+}
+
+func (f *fakePlanbok) CreateChallenge(_ context.Context, customerID string, task planbok.Task, p planbok.ChallengeParams) (*planbok.Challenge, error) {
+	f.mu.Lock()
+	f.created = append(f.created, createCall{customerID, task, p})
+	f.mu.Unlock()
+	if f.errCreate != nil {
+		return nil, f.errCreate
+	}
+	return f.challenge, nil
+}
+
+func (f *fakePlanbok) GetChallenge(_ context.Context, _, _ string) (*planbok.Challenge, error) {
+	if f.errChal != nil {
+		return nil, f.errChal
+	}
+	return f.challenge, nil
+}
+
+// fakeStore keeps one customer's security, the flows and the audit rows.
+type fakeStore struct {
+	mu        sync.Mutex
+	customers map[string]*store.Customer
+	flows     []flow.Flow
+	metas     []store.FlowMeta
+	updates   []store.SecurityUpdate
+	audits    []store.AuditEntry
+	err       error // returned by every method when set
+	errFind   error // returned by FindCustomerByID when set
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{customers: map[string]*store.Customer{}} }
+
+func (s *fakeStore) UpsertFlow(_ context.Context, f *flow.Flow, meta store.FlowMeta) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.flows = append(s.flows, *f)
+	s.metas = append(s.metas, meta)
+	return nil
+}
+
+func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.SecurityUpdate) (flow.Security, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return flow.Security{}, s.err
+	}
+	s.updates = append(s.updates, u)
+	c, ok := s.customers[id]
+	if !ok {
+		c = &store.Customer{ID: id}
+		s.customers[id] = c
+	}
+	sec := &c.Security
+	sec.HasPIN, sec.HasRecovery, sec.LockedOut = u.HasPIN, u.HasRecovery, u.LockedOut
+	synced := u.SyncedAt
+	sec.SyncedAt = &synced
+	for _, p := range []struct {
+		dst **time.Time
+		src *time.Time
+	}{
+		{&sec.PINSetAt, u.PINSetAt}, {&sec.PINUpdatedAt, u.PINUpdatedAt}, {&sec.RecoverySetAt, u.RecoverySetAt},
+		{&sec.LastPINResetAt, u.LastPINResetAt}, {&sec.LastExportAt, u.LastExportAt},
+	} {
+		if p.src != nil {
+			*p.dst = p.src
+		}
+	}
+	sec.CanTransact = sec.Standing().CanTransact()
+	return *sec, nil
+}
+
+func (s *fakeStore) FindCustomerByID(_ context.Context, id string) (*store.Customer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.errFind != nil {
+		return nil, s.errFind
+	}
+	c, ok := s.customers[id]
+	if !ok {
+		return nil, flow.Errorf(flow.CodeCustomerNotFound, "Customer %q was not found.", id)
+	}
+	cp := *c
+	return &cp, nil
+}
+
+func (s *fakeStore) RecordAudit(_ context.Context, a *store.AuditEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.audits = append(s.audits, *a)
+	return nil
+}
+
+type fakeNotifier struct {
+	ids    []string
+	events []flow.AppEvent
+	err    error
+}
+
+func (n *fakeNotifier) Deliver(_ context.Context, id string, ev flow.AppEvent) error {
+	n.ids = append(n.ids, id)
+	n.events = append(n.events, ev)
+	return n.err
+}
+
+// permanentErr mimics *notify.DeliveryError without importing notify.
+type permanentErr struct{ status int }
+
+func (e *permanentErr) Error() string   { return "notify: app answered " + http410(e.status) }
+func (e *permanentErr) Permanent() bool { return e.status == 410 }
+
+func http410(s int) string {
+	if s == 410 {
+		return "410 Gone"
+	}
+	return "500 Internal Server Error"
+}
+
+var testNow = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+func newTestActivities(p *fakePlanbok, s *fakeStore, n Notifier) *Activities {
+	return &Activities{Planbok: p, Store: s, Notifier: n, Now: func() time.Time { return testNow }}
+}
+
+// wantAppError checks err is an application error of type code with the
+// given retryability.
+func wantAppError(t *testing.T, err error, code string, retryable bool) *temporal.ApplicationError {
+	t.Helper()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		t.Fatalf("got %T %v, want a *temporal.ApplicationError", err, err)
+	}
+	if appErr.Type() != code {
+		t.Errorf("got type %q, want %q (message %q)", appErr.Type(), code, appErr.Message())
+	}
+	if appErr.NonRetryable() == retryable {
+		t.Errorf("got non-retryable %v, want %v", appErr.NonRetryable(), !retryable)
+	}
+	return appErr
+}
+
+// The real notifier satisfies Notifier, and its 410 error is recognised as
+// permanent by DeliverEvent's interface check (the package itself does not
+// import notify).
+var (
+	_ Notifier                      = (*notify.Sender)(nil)
+	_ interface{ Permanent() bool } = (*notify.DeliveryError)(nil)
+)
