@@ -1,0 +1,220 @@
+// Package api is custodyflows' HTTP side: the gin router with the app API
+// (/v1, bearer keys), Planbok's webhook intake, the service routes
+// (/healthz, /readyz, /metrics, /openapi.json) and the OpenAPI document that
+// describes them.
+//
+// Handlers decode, call one dependency and render. They start and query
+// workflows only by the names in package flow, so the HTTP side never links
+// workflow code; the store, Planbok and Temporal are reached through the
+// small interfaces in deps.go.
+//
+// Choices where API.md is silent:
+//   - Customer ids are checked for shape ([A-Za-z0-9_-]{1,64}); a malformed
+//     id is 404 customer_not_found without asking Planbok.
+//   - POST /v1/customers sends Planbok an idempotency key derived from name
+//     and refId, so a retried create returns the same customer (201).
+//   - The per-customer start quota counts start attempts that reach the
+//     customer workflow: after the customer check and idempotency replay
+//     (replays are free), before Update-with-Start. A refused attempt
+//     (429) costs nothing.
+//   - RequestHash = sha256 of {kind, customerId, redirectUrl, sorted
+//     blockchains}; the idempotency key itself is not part of it.
+//   - redirectUrl: absolute https (dev: http or https on localhost and
+//     127.0.0.1, any port), no user info, no fragment, at most 2048 bytes;
+//     the allow-list matches host names, any port.
+//   - GET /v1/customers/{id}/flows reads only the store (unknown customer →
+//     empty list); "limit" 1..100 (default 50), "status" repeatable.
+//   - GET /v1/flows/{id} and active flows elsewhere prefer the flow
+//     workflow's live query, falling back to the store row.
+//   - Webhooks: once verified and recorded the answer is 200 even when
+//     signalling fails (outcome signal_failed: the flow's own polling
+//     covers it); a failure to record is 500 so Planbok sends it again.
+//     X-Webhook-Id is not signed: it is only the fallback de-duplication
+//     key.
+//   - Every error answer has the one error shape, 404 not_found for an
+//     unknown route and 405 invalid_request (with Allow) for a wrong
+//     method.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/custodyflows/custodyflows/flow"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultStartsPerHour  = 20
+	DefaultStartBurst     = 20
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// Config configures a Server. Secrets (API keys, webhook secrets) are never
+// logged.
+type Config struct {
+	// APIKeys are the bearer keys accepted on /v1; several may be valid at
+	// once (rotation). New refuses an empty list.
+	APIKeys []string
+	// WebhookSecrets are Planbok's webhook signing secrets (rotation).
+	WebhookSecrets [][]byte
+	// AllowedRedirectHosts lists the hosts a redirectUrl may point at:
+	// exact host names, or "*.example.com" for any subdomain of
+	// example.com (not example.com itself).
+	AllowedRedirectHosts []string
+	// AllowLocalhostHTTP also allows http://localhost and
+	// http://127.0.0.1 on any port (dev).
+	AllowLocalhostHTTP bool
+	// TaskQueue of the customer workflows (default flow.DefaultTaskQueue).
+	// Namespace is informational: the Temporal client is bound to one.
+	TaskQueue, Namespace string
+	// StartQuota and StartBurst bound flow starts per customer (default
+	// 20 per hour, burst 20). rate.Inf turns the quota off.
+	StartQuota rate.Limit
+	StartBurst int
+	// RequestTimeout bounds the work of one API request (default 30 s).
+	RequestTimeout time.Duration
+	// Ready runs extra readiness checks for /readyz (worker running, …).
+	Ready func(ctx context.Context) error
+	// Codec, when non-nil, is mounted at /codec/ with that prefix stripped
+	// (the Temporal UI's payload codec endpoint: /codec/decode, …).
+	Codec http.Handler
+	// Registry is served at /metrics; the HTTP metrics are registered on
+	// it. Nil means a new registry.
+	Registry *prometheus.Registry
+	// Logger receives access and error logs; nil discards them.
+	Logger *slog.Logger
+	// Clock returns now; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Server serves the HTTP API. Create it with New.
+type Server struct {
+	cfg      Config
+	store    Store
+	planbok  Planbok
+	temporal Temporal
+	logger   *slog.Logger
+	now      func() time.Time
+	keys     []apiKey
+	redirect redirectPolicy
+	quota    *quota
+	metrics  *httpMetrics
+	engine   *gin.Engine
+}
+
+// apiKey is an accepted bearer key, kept only as its SHA-256 and a short
+// non-secret id for the audit log.
+type apiKey struct {
+	hash [sha256.Size]byte
+	id   string
+}
+
+// New returns a Server. It refuses a config without API keys or without
+// dependencies.
+func New(cfg Config, st Store, pb Planbok, tc Temporal) (*Server, error) {
+	if len(cfg.APIKeys) == 0 {
+		return nil, errors.New("api: at least one API key is required")
+	}
+	if st == nil || pb == nil || tc == nil {
+		return nil, errors.New("api: store, Planbok and Temporal clients are required")
+	}
+	s := &Server{cfg: cfg, store: st, planbok: pb, temporal: tc, logger: cfg.Logger, now: cfg.Clock}
+	for _, k := range cfg.APIKeys {
+		if k == "" {
+			return nil, errors.New("api: empty API key")
+		}
+		h := sha256.Sum256([]byte(k))
+		s.keys = append(s.keys, apiKey{hash: h, id: "key:" + hex.EncodeToString(h[:])[:8]})
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.cfg.TaskQueue == "" {
+		s.cfg.TaskQueue = flow.DefaultTaskQueue
+	}
+	if s.cfg.RequestTimeout <= 0 {
+		s.cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if s.cfg.StartQuota == 0 {
+		s.cfg.StartQuota = rate.Every(time.Hour / DefaultStartsPerHour)
+	}
+	if s.cfg.StartBurst <= 0 {
+		s.cfg.StartBurst = DefaultStartBurst
+	}
+	if s.cfg.Registry == nil {
+		s.cfg.Registry = prometheus.NewRegistry()
+	}
+	var err error
+	if s.redirect, err = newRedirectPolicy(cfg.AllowedRedirectHosts, cfg.AllowLocalhostHTTP); err != nil {
+		return nil, err
+	}
+	if s.metrics, err = newHTTPMetrics(s.cfg.Registry); err != nil {
+		return nil, err
+	}
+	s.quota = newQuota(s.cfg.StartQuota, s.cfg.StartBurst)
+	s.engine = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler (a gin engine).
+func (s *Server) Handler() http.Handler { return s.engine }
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.ContextWithFallback = true
+	e.Use(s.requestIDMiddleware, s.accessLog, s.recoverPanics)
+	e.NoRoute(func(c *gin.Context) {
+		s.renderError(c, newError(flow.CodeNotFound, "No route matches this path."))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		s.renderError(c, &apiError{code: flow.CodeInvalidRequest, status: http.StatusMethodNotAllowed,
+			message: "This method is not allowed on this path."})
+	})
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metricsHandler())
+	e.GET("/openapi.json", s.openAPI)
+	if s.cfg.Codec != nil {
+		codec := gin.WrapH(http.StripPrefix("/codec", s.cfg.Codec))
+		e.Any("/codec/*path", codec)
+	}
+
+	e.POST("/v1/webhooks/planbok", s.webhook)
+
+	v1 := e.Group("/v1", s.authenticate, s.timeout)
+	v1.POST("/customers", s.createCustomer)
+	v1.GET("/customers/:customerId", s.getCustomer)
+	v1.GET("/customers/:customerId/flows", s.listFlows)
+	for _, k := range flow.Kinds {
+		v1.POST("/customers/:customerId/"+k.Route(), s.startFlow(k))
+	}
+	v1.GET("/flows/:flowId", s.getFlow)
+	v1.POST("/flows/:flowId/cancel", s.cancelFlow)
+	return e
+}
+
+// timeout bounds the work of one /v1 request.
+func (s *Server) timeout(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
+}

@@ -1,0 +1,290 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/custodyflows/custodyflows/flow"
+	"github.com/custodyflows/custodyflows/planbok"
+	"github.com/custodyflows/custodyflows/store"
+)
+
+const (
+	maxIdempotencyKey = 255
+	maxBlockchains    = 32
+	auditTimeout      = 5 * time.Second
+)
+
+// startBody is the body of the five start routes other than wallets.
+type startBody struct {
+	RedirectURL    string  `json:"redirectUrl"`
+	IdempotencyKey *string `json:"idempotencyKey"`
+}
+
+// walletsBody is the body of POST /v1/customers/{id}/wallets.
+type walletsBody struct {
+	RedirectURL    string   `json:"redirectUrl"`
+	IdempotencyKey *string  `json:"idempotencyKey"`
+	Blockchains    []string `json:"blockchains"`
+}
+
+// startInput is a validated start request.
+type startInput struct {
+	Kind           flow.Kind
+	CustomerID     string
+	RedirectURL    string
+	IdempotencyKey string
+	Blockchains    []string
+}
+
+// parseStart decodes and validates a start body for kind. It never calls a
+// dependency, so it is the whole of the 400 stage of a start.
+func parseStart(kind flow.Kind, body []byte, policy redirectPolicy) (startInput, *apiError) {
+	in := startInput{Kind: kind}
+	var key *string
+	if kind == flow.KindCreateWallets {
+		var b walletsBody
+		if err := decodeStrict(body, &b); err != nil {
+			return in, err
+		}
+		in.RedirectURL, key, in.Blockchains = b.RedirectURL, b.IdempotencyKey, b.Blockchains
+		if b.Blockchains == nil {
+			return in, newError(flow.CodeInvalidRequest, `Field "blockchains" is required.`)
+		}
+		if len(b.Blockchains) == 0 {
+			return in, newError(flow.CodeInvalidRequest, `Field "blockchains" must name at least one blockchain.`)
+		}
+		if len(b.Blockchains) > maxBlockchains {
+			return in, newError(flow.CodeInvalidRequest, fmt.Sprintf(`Field "blockchains" names more than %d blockchains.`, maxBlockchains))
+		}
+		seen := map[string]bool{}
+		for _, bc := range b.Blockchains {
+			if _, ok := planbok.Blockchains[bc]; !ok {
+				return in, newError(flow.CodeInvalidRequest, fmt.Sprintf("Unknown blockchain %q; supported: %s.", clip(bc, 40), supportedBlockchains()))
+			}
+			if seen[bc] {
+				return in, newError(flow.CodeInvalidRequest, fmt.Sprintf("Blockchain %q appears twice.", bc))
+			}
+			seen[bc] = true
+		}
+	} else {
+		var b startBody
+		if err := decodeStrict(body, &b); err != nil {
+			return in, err
+		}
+		in.RedirectURL, key = b.RedirectURL, b.IdempotencyKey
+	}
+	if in.RedirectURL == "" {
+		return in, newError(flow.CodeInvalidRequest, `Field "redirectUrl" is required.`)
+	}
+	if key != nil {
+		if len(*key) == 0 || len(*key) > maxIdempotencyKey || !printable(*key) {
+			return in, newError(flow.CodeInvalidRequest,
+				fmt.Sprintf(`Field "idempotencyKey" must be 1 to %d printable ASCII characters.`, maxIdempotencyKey))
+		}
+		in.IdempotencyKey = *key
+	}
+	if err := policy.check(in.RedirectURL); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+func supportedBlockchains() string {
+	names := make([]string, 0, len(planbok.Blockchains))
+	for n := range planbok.Blockchains {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// requestHash identifies what an idempotency key was first used for: the
+// flow kind (so the route), the customer and the body without the key.
+// Blockchains are sorted, so the same set in another order is the same
+// request.
+func requestHash(in startInput) string {
+	bcs := slices.Clone(in.Blockchains)
+	slices.Sort(bcs)
+	canon, _ := json.Marshal(struct {
+		Kind        flow.Kind `json:"kind"`
+		CustomerID  string    `json:"customerId"`
+		RedirectURL string    `json:"redirectUrl"`
+		Blockchains []string  `json:"blockchains"`
+	}{in.Kind, in.CustomerID, in.RedirectURL, bcs})
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
+}
+
+// startFlow handles POST /v1/customers/{id}/<route> for kind. Checks run in
+// API.md's order: auth (middleware) → body and URL (400) → the customer at
+// Planbok (404/502) → idempotency replay (200/409) → the per-customer quota
+// (429) → the customer workflow, which checks the active flow and the rules
+// (409) and creates the challenge.
+func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		customerID := c.Param("customerId")
+		outcome, flowID := "", ""
+		defer func() {
+			s.audit(c, "flow.start", customerID, flowID, outcome, "kind="+string(kind))
+		}()
+		fail := func(err *apiError) {
+			outcome = string(err.code)
+			if err.flowID != "" {
+				flowID = err.flowID
+			}
+			s.renderError(c, err)
+		}
+
+		body, aerr := readBody(c, maxRequestBody)
+		if aerr != nil {
+			fail(aerr)
+			return
+		}
+		in, aerr := parseStart(kind, body, s.redirect)
+		if aerr != nil {
+			fail(aerr)
+			return
+		}
+		if !validCustomerID(customerID) {
+			customerID = clip(customerID, 64)
+			fail(newError(flow.CodeCustomerNotFound, "No customer has this id."))
+			return
+		}
+		in.CustomerID = customerID
+
+		if _, err := s.planbok.GetCustomer(ctx, customerID); err != nil {
+			fail(planbokError(err))
+			return
+		}
+
+		hash := requestHash(in)
+		if in.IdempotencyKey != "" {
+			f, meta, err := s.store.FindFlowByIdempotencyKey(ctx, in.IdempotencyKey)
+			switch {
+			case err == nil && meta.RequestHash == hash:
+				outcome, flowID = "replayed", f.ID
+				c.JSON(http.StatusOK, s.live(ctx, f))
+				return
+			case err == nil:
+				fail(newError(flow.CodeIdempotencyKeyReused, "This idempotencyKey was already used with another route or body."))
+				return
+			case isCode(err, flow.CodeFlowNotFound):
+				// First use of the key.
+			default:
+				fail(&apiError{code: flow.CodeInternal, cause: fmt.Errorf("find flow by idempotency key: %w", err)})
+				return
+			}
+		}
+
+		if ok, wait := s.quota.take(customerID, s.now()); !ok {
+			fail(&apiError{code: flow.CodeRateLimited, message: "Too many flow starts for this customer; try again later.",
+				retryAfter: retryAfterSeconds(wait)})
+			return
+		}
+
+		res, err := s.updateWithStart(c, in, hash)
+		if err != nil {
+			fail(temporalError(err))
+			return
+		}
+		switch {
+		case res.Refusal != nil:
+			ae := &apiError{code: res.Refusal.Code, message: res.Refusal.Message, activeFlowID: res.ActiveFlowID}
+			if res.Flow != nil {
+				ae.flowID = res.Flow.ID
+			}
+			if ae.code == flow.CodePlanbokUnavailable {
+				ae.retryAfter = retryAfterPlanbok
+			}
+			if ae.code == flow.CodeTemporalUnavailable {
+				ae.retryAfter = retryAfterTemporal
+			}
+			fail(ae)
+		case res.Flow == nil:
+			fail(&apiError{code: flow.CodeInternal, cause: fmt.Errorf("start-flow update returned neither a flow nor a refusal")})
+		case res.Created:
+			outcome, flowID = "created", res.Flow.ID
+			c.JSON(http.StatusCreated, res.Flow)
+		default:
+			outcome, flowID = "existing", res.Flow.ID
+			c.JSON(http.StatusOK, res.Flow)
+		}
+	}
+}
+
+// updateWithStart sends the start-flow update to the customer's workflow,
+// starting that workflow if it is not running, and waits for its result.
+func (s *Server) updateWithStart(c *gin.Context, in startInput, hash string) (flow.StartResult, error) {
+	ctx := c.Request.Context()
+	startOp := s.temporal.NewWithStartWorkflowOperation(s.customerWorkflowOptions(in.CustomerID),
+		flow.WorkflowCustomer, flow.CustomerInput{CustomerID: in.CustomerID})
+	handle, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: startOp,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName: flow.UpdateStartFlow,
+			Args: []any{flow.StartRequest{
+				Kind:           in.Kind,
+				CustomerID:     in.CustomerID,
+				RedirectURL:    in.RedirectURL,
+				Blockchains:    in.Blockchains,
+				IdempotencyKey: in.IdempotencyKey,
+				RequestHash:    hash,
+				Actor:          actor(c),
+			}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return flow.StartResult{}, fmt.Errorf("update-with-start %s: %w", flow.CustomerWorkflowID(in.CustomerID), err)
+	}
+	var res flow.StartResult
+	if err := handle.Get(ctx, &res); err != nil {
+		return flow.StartResult{}, fmt.Errorf("start-flow result: %w", err)
+	}
+	return res, nil
+}
+
+// customerWorkflowOptions starts (or joins) the customer's workflow.
+func (s *Server) customerWorkflowOptions(customerID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       flow.CustomerWorkflowID(customerID),
+		TaskQueue:                s.cfg.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}
+}
+
+// audit records one audit row; a failure is logged, never shown.
+// It runs on its own deadline so a request that ran out of time is still
+// audited.
+func (s *Server) audit(c *gin.Context, action, customerID, flowID, outcome, detail string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), auditTimeout)
+	defer cancel()
+	err := s.store.RecordAudit(ctx, &store.AuditEntry{
+		At: s.now().UTC(), Actor: actor(c), Action: action, CustomerID: customerID,
+		FlowID: flowID, Outcome: outcome, Detail: detail,
+	})
+	if err != nil {
+		s.logger.WarnContext(c.Request.Context(), "record audit", "request_id", requestID(c), "action", action, "err", err.Error())
+	}
+}
