@@ -103,4 +103,20 @@ type DeliverEventInput struct {
 // CustomerInput starts the customer workflow.
 type CustomerInput struct {
 	CustomerID string `json:"customerId"`
+	// IdleTimeout is how long the customer workflow waits with no active
+	// flow and no pending work before it completes; zero means the
+	// workflows package's default (one hour).
+	IdleTimeout time.Duration `json:"idleTimeout,omitempty"`
+	// RecentKeys carries the idempotency keys of recent starts, oldest
+	// first, across continue-as-new, so a replayed key keeps its answer.
+	RecentKeys []IdempotencyRecord `json:"recentKeys,omitempty"`
+}
+
+// IdempotencyRecord is one idempotency key the customer workflow
+// remembers: the request it was first used with and the flow it started,
+// as last seen.
+type IdempotencyRecord struct {
+	Key         string `json:"key"`
+	RequestHash string `json:"requestHash,omitempty"`
+	Flow        Flow   `json:"flow"`
 }

@@ -1,0 +1,186 @@
+// Package worker wires the custodyflows Temporal worker: it registers every
+// workflow and activity under its fixed name (the flow.Workflow* and
+// flow.Activity* constants), builds the client options shared by the api
+// and worker commands (payload encryption, failure encryption, slog
+// logging, metrics), and exports the SDK's metrics to Prometheus.
+//
+// Registered names are part of the history contract: a golden file
+// (testdata/names.golden) lists them so a rename takes a deliberate edit.
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/custodyflows/custodyflows/activities"
+	"github.com/custodyflows/custodyflows/flow"
+	"github.com/custodyflows/custodyflows/workflows"
+)
+
+// Defaults for Options' tuning fields. They are sized for one worker
+// process against Planbok's rate limits (10 POST/s, 20 GET/s per
+// organisation) and a SQLite store with a single writer: the SDK's default
+// of 1000 concurrent activities would only queue up on those.
+const (
+	DefaultMaxConcurrentActivities    = 64
+	DefaultMaxConcurrentWorkflowTasks = 64
+	// DefaultStopTimeout lets running activities (10-15 s timeouts)
+	// finish on Stop before their contexts are cancelled.
+	DefaultStopTimeout = 15 * time.Second
+)
+
+// Options configures New.
+type Options struct {
+	// TaskQueue is the queue to poll (flow.DefaultTaskQueue when empty).
+	TaskQueue string
+	// Activities holds the activities' dependencies (required).
+	Activities *activities.Activities
+	// Logger receives worker-level errors (slog.Default when nil). The
+	// SDK's own logging goes to the client's logger (see ClientOptions).
+	Logger *slog.Logger
+
+	// MaxConcurrentActivities bounds activities running at once
+	// (DefaultMaxConcurrentActivities when 0).
+	MaxConcurrentActivities int
+	// MaxConcurrentWorkflowTasks bounds workflow tasks running at once
+	// (DefaultMaxConcurrentWorkflowTasks when 0).
+	MaxConcurrentWorkflowTasks int
+	// ActivitiesPerSecond, when positive, caps activity starts per second
+	// across every worker of the task queue (a server-side limit), e.g. to
+	// stay under Planbok's rate limits when running many workers.
+	ActivitiesPerSecond float64
+	// StopTimeout is how long Stop waits for running activities
+	// (DefaultStopTimeout when 0).
+	StopTimeout time.Duration
+}
+
+// registration is one activity method with its registered name.
+type registration struct {
+	Name string
+	Fn   any
+}
+
+// activityRegistrations lists every activity method of a with its
+// registered name. Registered names: do not change.
+func activityRegistrations(a *activities.Activities) []registration {
+	return []registration{
+		{flow.ActivityPreflight, a.Preflight},
+		{flow.ActivityCreateChallenge, a.CreateChallenge},
+		{flow.ActivityGetChallenge, a.GetChallenge},
+		{flow.ActivityRecordFlow, a.RecordFlow},
+		{flow.ActivitySyncCustomer, a.SyncCustomer},
+		{flow.ActivityRecordAudit, a.RecordAudit},
+		{flow.ActivityDeliverEvent, a.DeliverEvent},
+	}
+}
+
+// Names returns the registered workflow and activity type names, in
+// registration order.
+func Names() (workflowNames, activityNames []string) {
+	for _, r := range workflows.All() {
+		workflowNames = append(workflowNames, r.Name)
+	}
+	for _, r := range activityRegistrations(&activities.Activities{}) {
+		activityNames = append(activityNames, r.Name)
+	}
+	return workflowNames, activityNames
+}
+
+// New returns a worker (not started) polling opts.TaskQueue with every
+// workflow of workflows.All and every activity registered under its fixed
+// name, with registration aliasing disabled so that nothing is ever
+// reachable under a Go function name. The caller starts it (Start or Run)
+// and stops it gracefully with Stop.
+func New(c client.Client, opts Options) (sdkworker.Worker, error) {
+	if c == nil {
+		return nil, errors.New("worker: nil client")
+	}
+	if opts.Activities == nil {
+		return nil, errors.New("worker: Options.Activities is required")
+	}
+	if opts.TaskQueue == "" {
+		opts.TaskQueue = flow.DefaultTaskQueue
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	w := sdkworker.New(c, opts.TaskQueue, workerOptions(opts, logger))
+	if err := register(w, workflows.All(), activityRegistrations(opts.Activities)); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func workerOptions(opts Options, logger *slog.Logger) sdkworker.Options {
+	o := sdkworker.Options{
+		MaxConcurrentActivityExecutionSize:     orInt(opts.MaxConcurrentActivities, DefaultMaxConcurrentActivities),
+		MaxConcurrentWorkflowTaskExecutionSize: orInt(opts.MaxConcurrentWorkflowTasks, DefaultMaxConcurrentWorkflowTasks),
+		TaskQueueActivitiesPerSecond:           opts.ActivitiesPerSecond,
+		WorkerStopTimeout:                      opts.StopTimeout,
+		DisableRegistrationAliasing:            true,
+		OnFatalError: func(err error) {
+			logger.Error("temporal worker stopped on a fatal error", "taskQueue", opts.TaskQueue, "err", err)
+		},
+	}
+	if o.WorkerStopTimeout <= 0 {
+		o.WorkerStopTimeout = DefaultStopTimeout
+	}
+	return o
+}
+
+func orInt(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// register registers wfs and acts on r under their names. It refuses empty
+// or duplicate names up front and turns the SDK's registration panics
+// (e.g. a function of the wrong shape) into an error, so a bad
+// registration fails start-up with a message instead of a stack trace.
+func register(r sdkworker.Registry, wfs []workflows.Registration, acts []registration) (err error) {
+	if err := checkNames("workflow", wfs, func(x workflows.Registration) (string, any) { return x.Name, x.Fn }); err != nil {
+		return err
+	}
+	if err := checkNames("activity", acts, func(x registration) (string, any) { return x.Name, x.Fn }); err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("worker: register: %v", p)
+		}
+	}()
+	for _, wf := range wfs {
+		r.RegisterWorkflowWithOptions(wf.Fn, workflow.RegisterOptions{Name: wf.Name})
+	}
+	for _, a := range acts {
+		r.RegisterActivityWithOptions(a.Fn, activity.RegisterOptions{Name: a.Name})
+	}
+	return nil
+}
+
+func checkNames[T any](what string, items []T, get func(T) (string, any)) error {
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		name, fn := get(it)
+		switch {
+		case name == "":
+			return fmt.Errorf("worker: a %s has no name", what)
+		case fn == nil:
+			return fmt.Errorf("worker: %s %q has no function", what, name)
+		case seen[name]:
+			return fmt.Errorf("worker: %s %q registered twice", what, name)
+		}
+		seen[name] = true
+	}
+	return nil
+}

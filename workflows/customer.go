@@ -1,0 +1,443 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/custodyflows/custodyflows/flow"
+)
+
+// Customer is the per-customer entity workflow (registered as
+// flow.WorkflowCustomer, id flow.CustomerWorkflowID). Every flow start for a
+// customer goes through its start-flow update, one at a time, so two API
+// replicas racing cannot start two flows: "one active flow per customer" is
+// enforced here, not in the database.
+//
+// It also handles customer-level webhooks no flow claimed
+// (flow.SignalCustomerEvent), answers flow.QueryActiveFlow, completes after
+// being idle for the idle timeout, and continues as new when its history
+// grows, carrying recent idempotency keys.
+func Customer(ctx workflow.Context, in flow.CustomerInput) error {
+	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
+	if in.CustomerID == "" {
+		in.CustomerID = strings.TrimPrefix(wfID, flow.CustomerWorkflowID(""))
+	}
+	c := &customerRun{
+		ctx:            ctx,
+		in:             in,
+		wfID:           wfID,
+		logger:         log.With(workflow.GetLogger(ctx), "customerId", in.CustomerID),
+		flows:          map[string]*flow.Flow{},
+		keys:           map[string]keyEntry{},
+		flowChanged:    workflow.GetSignalChannel(ctx, flow.SignalFlowChanged),
+		customerEvents: workflow.GetSignalChannel(ctx, flow.SignalCustomerEvent),
+	}
+	for _, rec := range in.RecentKeys {
+		if rec.Flow.ID == "" {
+			continue
+		}
+		if _, ok := c.flows[rec.Flow.ID]; !ok {
+			f := rec.Flow
+			c.flows[f.ID] = &f
+		}
+		c.remember(rec.Key, rec.RequestHash, rec.Flow.ID)
+	}
+	if err := c.setHandlers(); err != nil {
+		return err
+	}
+	return c.loop()
+}
+
+// keyEntry is an idempotency key: the request it was first used with and
+// the flow it answers with.
+type keyEntry struct {
+	hash   string
+	flowID string
+}
+
+type customerRun struct {
+	ctx    workflow.Context
+	in     flow.CustomerInput
+	wfID   string
+	logger log.Logger
+
+	// flows holds the latest known snapshot of every flow started in this
+	// run or carried over by an idempotency key (lookups only).
+	flows map[string]*flow.Flow
+	// active is the id of the flow holding the customer's slot, or "".
+	active string
+	// keys maps idempotency keys to their flows (lookups only); keyOrder
+	// keeps their arrival order for continue-as-new.
+	keys     map[string]keyEntry
+	keyOrder []string
+	// busy is set while a start is handled: starts run one at a time.
+	busy bool
+	// starts counts the starts handled in this run.
+	starts int
+	// notifySeq numbers app events that have no webhook id to name them.
+	notifySeq int
+
+	flowChanged    workflow.ReceiveChannel
+	customerEvents workflow.ReceiveChannel
+}
+
+func (c *customerRun) setHandlers() error {
+	err := workflow.SetQueryHandler(c.ctx, flow.QueryActiveFlow, func() (*flow.Flow, error) {
+		if c.active == "" {
+			return nil, nil
+		}
+		f := *c.flows[c.active]
+		return &f, nil
+	})
+	if err != nil {
+		return fmt.Errorf("set query handler: %w", err)
+	}
+	err = workflow.SetUpdateHandlerWithOptions(c.ctx, flow.UpdateStartFlow, c.start,
+		workflow.UpdateHandlerOptions{Validator: c.validate})
+	if err != nil {
+		return fmt.Errorf("set update handler: %w", err)
+	}
+	// Flow changes are applied as they come, never behind a slow customer
+	// event, because a start waits for them.
+	workflow.Go(c.ctx, func(ctx workflow.Context) {
+		for {
+			var f flow.Flow
+			c.flowChanged.Receive(ctx, &f)
+			c.apply(f)
+		}
+	})
+	return nil
+}
+
+// validate rejects malformed start requests before they reach history.
+func (c *customerRun) validate(_ workflow.Context, req flow.StartRequest) error {
+	switch {
+	case !req.Kind.Valid():
+		return codedError(flow.Errorf(flow.CodeInvalidRequest, "Unknown flow kind %q.", string(req.Kind)))
+	case req.CustomerID != c.in.CustomerID:
+		return codedError(flow.Errorf(flow.CodeInvalidRequest, "The request names another customer than this workflow's."))
+	case req.RedirectURL == "":
+		return codedError(flow.Errorf(flow.CodeInvalidRequest, "redirectUrl is required."))
+	}
+	return nil
+}
+
+// start handles the start-flow update: it returns an idempotent replay,
+// the active flow, a refusal, or the new flow once it waits for the user.
+func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.StartResult, error) {
+	if err := workflow.Await(ctx, func() bool { return !c.busy }); err != nil {
+		return flow.StartResult{}, err
+	}
+	c.busy = true
+	defer func() { c.busy = false }()
+	c.starts++
+
+	if req.IdempotencyKey != "" {
+		if k, ok := c.keys[req.IdempotencyKey]; ok {
+			if k.hash != req.RequestHash {
+				return refuse(flow.Errorf(flow.CodeIdempotencyKeyReused, "This idempotencyKey was used with another request.")), nil
+			}
+			f := *c.flows[k.flowID]
+			return flow.StartResult{Flow: &f}, nil
+		}
+	}
+
+	if c.active != "" {
+		a := c.flows[c.active]
+		if a.Kind != req.Kind {
+			res := refuse(flow.Errorf(flow.CodeFlowInProgress, "The customer already has a %s flow in progress.", string(a.Kind)))
+			res.ActiveFlowID = a.ID
+			return res, nil
+		}
+		if err := workflow.Await(ctx, func() bool { return a.Status != flow.StatusStarting }); err != nil {
+			return flow.StartResult{}, err
+		}
+		c.remember(req.IdempotencyKey, req.RequestHash, a.ID)
+		f := *a
+		return flow.StartResult{Flow: &f}, nil
+	}
+
+	if refusal := c.preflight(ctx, req.Kind); refusal != nil {
+		return refuse(refusal), nil
+	}
+
+	var flowID string
+	err := workflow.SideEffect(ctx, func(workflow.Context) any { return flow.NewFlowID(nil) }).Get(&flowID)
+	if err != nil {
+		return flow.StartResult{}, fmt.Errorf("new flow id: %w", err)
+	}
+	snap, err := c.startFlow(ctx, flowID, req)
+	if err != nil {
+		c.logger.Error("Starting the flow workflow failed.", "flowId", flowID, "error", err)
+		return refuse(flow.Errorf(flow.CodeInternal, "The flow could not be started.")), nil
+	}
+	c.remember(req.IdempotencyKey, req.RequestHash, flowID)
+
+	if err := workflow.Await(ctx, func() bool { return snap.Status != flow.StatusStarting }); err != nil {
+		return flow.StartResult{}, err
+	}
+	f := *snap
+	res := flow.StartResult{Flow: &f, Created: true}
+	if f.Status == flow.StatusFailed {
+		res.Refusal = f.Error
+		if res.Refusal == nil {
+			res.Refusal = flow.Errorf(flow.CodeInternal, "The flow failed.")
+		}
+	}
+	return res, nil
+}
+
+func refuse(e *flow.Error) flow.StartResult { return flow.StartResult{Refusal: e} }
+
+// preflight asks Planbok whether a flow of kind may start, and returns the
+// refusal, if any.
+func (c *customerRun) preflight(ctx workflow.Context, kind flow.Kind) *flow.Error {
+	var pre flow.PreflightResult
+	actx := workflow.WithActivityOptions(ctx, planbokOptions())
+	err := workflow.ExecuteActivity(actx, flow.ActivityPreflight, flow.PreflightInput{CustomerID: c.in.CustomerID, Kind: kind}).Get(actx, &pre)
+	if err != nil {
+		ferr := activityError(err)
+		c.logger.Warn("Preflight failed.", "kind", string(kind), "code", string(ferr.Code), "error", err)
+		return ferr
+	}
+	if pre.Refusal != nil {
+		return pre.Refusal
+	}
+	// The rules again, on the standing Planbok reported: the workflow, not
+	// the activity, is where starts are decided.
+	return flow.Check(kind, pre.Standing)
+}
+
+// startFlow starts the flow workflow as an abandoned child (a flow outlives
+// its customer workflow's continue-as-new or completion), takes the
+// customer's slot, and returns the flow's snapshot, which the flow's
+// signals keep current.
+func (c *customerRun) startFlow(ctx workflow.Context, flowID string, req flow.StartRequest) (*flow.Flow, error) {
+	now := workflow.Now(ctx)
+	in := flow.FlowInput{
+		FlowID:             flowID,
+		CustomerID:         c.in.CustomerID,
+		Kind:               req.Kind,
+		RedirectURL:        req.RedirectURL,
+		Blockchains:        req.Blockchains,
+		IdempotencyKey:     req.IdempotencyKey,
+		RequestHash:        req.RequestHash,
+		Actor:              req.Actor,
+		CreatedAt:          now,
+		CustomerWorkflowID: c.wfID,
+	}
+	snap := &flow.Flow{
+		ID:          flowID,
+		CustomerID:  in.CustomerID,
+		Kind:        in.Kind,
+		Status:      flow.StatusStarting,
+		RedirectURL: in.RedirectURL,
+		Blockchains: in.Blockchains,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}
+	c.flows[flowID] = snap
+	c.active = flowID
+
+	opts := workflow.ChildWorkflowOptions{
+		WorkflowID:            flowID,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}
+	fut := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), req.Kind.WorkflowType(), in)
+	if err := fut.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		delete(c.flows, flowID)
+		c.active = ""
+		return nil, err
+	}
+	c.logger.Info("Flow started.", "flowId", flowID, "kind", string(req.Kind))
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		var res flow.Flow
+		err := fut.Get(ctx, &res)
+		c.flowEnded(flowID, res, err)
+	})
+	return snap, nil
+}
+
+// apply takes a flow's status change; status only moves forward, and a
+// flow that ended frees the customer's slot.
+func (c *customerRun) apply(f flow.Flow) {
+	snap, ok := c.flows[f.ID]
+	if !ok {
+		c.logger.Warn("Ignoring a change of an unknown flow.", "flowId", f.ID)
+		return
+	}
+	if !snap.Status.CanMoveTo(f.Status) {
+		return
+	}
+	*snap = f
+	if f.Status.Terminal() && c.active == f.ID {
+		c.active = ""
+	}
+}
+
+// flowEnded takes a flow workflow's result. A flow normally reports its end
+// by signal first; one that ended without doing so (a bug, or an operator
+// terminated it) is marked failed, so the customer's slot is never held
+// forever.
+func (c *customerRun) flowEnded(flowID string, res flow.Flow, err error) {
+	if err == nil && res.ID == flowID {
+		c.apply(res)
+	}
+	snap := c.flows[flowID]
+	if snap == nil || snap.Status.Terminal() {
+		return
+	}
+	c.logger.Error("The flow workflow ended without a final status.", "flowId", flowID, "error", err)
+	snap.Status = flow.StatusFailed
+	snap.Error = flow.Errorf(flow.CodeInternal, "The flow ended unexpectedly.")
+	snap.UpdatedAt = workflow.Now(c.ctx)
+	if c.active == flowID {
+		c.active = ""
+	}
+}
+
+// remember maps an idempotency key to a flow, keeping the first use.
+func (c *customerRun) remember(key, hash, flowID string) {
+	if key == "" {
+		return
+	}
+	if _, ok := c.keys[key]; ok {
+		return
+	}
+	c.keys[key] = keyEntry{hash: hash, flowID: flowID}
+	c.keyOrder = append(c.keyOrder, key)
+}
+
+// recentKeys returns the newest maxRecentKeys keys, oldest first.
+func (c *customerRun) recentKeys() []flow.IdempotencyRecord {
+	order := c.keyOrder
+	if len(order) > maxRecentKeys {
+		order = order[len(order)-maxRecentKeys:]
+	}
+	out := make([]flow.IdempotencyRecord, 0, len(order))
+	for _, key := range order {
+		k := c.keys[key]
+		out = append(out, flow.IdempotencyRecord{Key: key, RequestHash: k.hash, Flow: *c.flows[k.flowID]})
+	}
+	return out
+}
+
+// idle reports whether the workflow has nothing to do: no active flow, no
+// running handler.
+func (c *customerRun) idle() bool {
+	return c.active == "" && !c.busy && workflow.AllHandlersFinished(c.ctx)
+}
+
+func (c *customerRun) continueAsNewDue() bool {
+	return c.starts >= maxStartsPerRun || workflow.GetInfo(c.ctx).GetContinueAsNewSuggested()
+}
+
+func (c *customerRun) idleTimeout() time.Duration {
+	if c.in.IdleTimeout > 0 {
+		return c.in.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+// loop handles customer events one at a time, and completes or continues
+// as new once idle.
+func (c *customerRun) loop() error {
+	ctx := c.ctx
+	for {
+		var ev flow.CustomerEvent
+		if c.customerEvents.ReceiveAsync(&ev) {
+			c.handleEvent(ev)
+			continue
+		}
+		if !c.idle() {
+			err := workflow.Await(ctx, func() bool { return c.idle() || c.customerEvents.Len() > 0 })
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if c.continueAsNewDue() {
+			if c.drain() {
+				continue
+			}
+			c.logger.Info("Continuing as new.", "starts", c.starts)
+			next := flow.CustomerInput{CustomerID: c.in.CustomerID, IdleTimeout: c.in.IdleTimeout, RecentKeys: c.recentKeys()}
+			return workflow.NewContinueAsNewError(ctx, flow.WorkflowCustomer, next)
+		}
+		// An explicit timer, cancelled when work comes, so an idle period
+		// that ends early leaves no timer behind.
+		timerCtx, cancelTimer := workflow.WithCancel(ctx)
+		idle := workflow.NewTimerWithOptions(timerCtx, c.idleTimeout(), workflow.TimerOptions{Summary: "idle"})
+		err := workflow.Await(ctx, func() bool {
+			return idle.IsReady() || !c.idle() || c.customerEvents.Len() > 0 || c.continueAsNewDue()
+		})
+		timedOut := idle.IsReady()
+		cancelTimer()
+		if err != nil {
+			return err
+		}
+		if !timedOut || c.drain() {
+			continue
+		}
+		c.logger.Info("Idle; completing.")
+		return nil
+	}
+}
+
+// drain applies every flow change still buffered and reports whether work
+// is left (a customer event, an active flow or a running handler), so the
+// workflow never ends with a signal unread.
+func (c *customerRun) drain() bool {
+	for {
+		var f flow.Flow
+		if !c.flowChanged.ReceiveAsync(&f) {
+			break
+		}
+		c.apply(f)
+	}
+	return c.customerEvents.Len() > 0 || !c.idle()
+}
+
+// handleEvent re-reads the customer after a customer-level webhook and
+// tells the app when this made the customer locked out.
+func (c *customerRun) handleEvent(ev flow.CustomerEvent) {
+	if ev.CustomerID != "" && ev.CustomerID != c.in.CustomerID {
+		c.logger.Warn("Ignoring an event for another customer.", "event", ev.Event, "webhookId", ev.WebhookID)
+		return
+	}
+	at := ev.Received
+	if at.IsZero() {
+		at = workflow.Now(c.ctx)
+	}
+	var res flow.SyncCustomerResult
+	ctx := workflow.WithActivityOptions(c.ctx, syncOptions())
+	err := workflow.ExecuteActivity(ctx, flow.ActivitySyncCustomer, flow.SyncCustomerInput{
+		CustomerID: c.in.CustomerID, Event: ev.Event, At: at,
+	}).Get(ctx, &res)
+	if err != nil {
+		c.logger.Warn("Syncing the customer after an event failed.", "event", ev.Event, "error", err)
+		return
+	}
+	if !res.LockedOutNow {
+		return
+	}
+	// The event id names the webhook that caused it, so the same webhook
+	// signalled twice notifies once.
+	source := ev.WebhookID
+	if source == "" {
+		c.notifySeq++
+		source = fmt.Sprintf("%s.%d", workflow.GetInfo(c.ctx).WorkflowExecution.RunID, c.notifySeq)
+	}
+	eventID := flow.CustomerWorkflowID(c.in.CustomerID) + "." + source + "." + string(flow.EventLockedOut)
+	startNotify(c.ctx, c.logger, eventID, flow.AppEvent{
+		Type:      flow.EventLockedOut,
+		Timestamp: workflow.Now(c.ctx),
+		Data:      flow.AppEventData{CustomerID: c.in.CustomerID, Security: res.Security},
+	})
+}

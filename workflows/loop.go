@@ -1,0 +1,453 @@
+package workflows
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/custodyflows/custodyflows/flow"
+)
+
+// The shared challenge loop. Every flow:
+//
+//  1. records its row in status starting;
+//  2. creates its Planbok challenge with an idempotency key fixed for the
+//     flow (so retries and crashed workers never create a second one);
+//  3. moves to awaiting_user with the challenge's Gateway URL;
+//  4. waits for the first of a webhook signal for its challenge, its own
+//     poll (PollFirst doubling to PollMax), a cancel, or the challenge's
+//     expiresAt, reading Planbok's truth (GetChallenge) on each wake-up;
+//  5. ends completed, failed, expired or cancelled: records the row and an
+//     audit entry, re-reads the customer, and notifies the app.
+//
+// Each status change is recorded in the store and signalled to the customer
+// workflow, which frees the customer's slot when the flow ends. The
+// workflow's result is the final Flow, whatever its status; a workflow error
+// means a bug.
+
+// challengeKey is the idempotency key of a flow's create-challenge step,
+// derived from the flow id alone so every attempt sends the same key. It is
+// shaped like a UUID v4 because Planbok documents idempotency keys as such.
+func challengeKey(flowID string) string {
+	sum := sha256.Sum256([]byte(flowID + "/challenge"))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// flowRun is the state of one flow workflow.
+type flowRun struct {
+	ctx    workflow.Context
+	def    definition
+	in     flow.FlowInput
+	f      flow.Flow
+	logger log.Logger
+
+	events   workflow.ReceiveChannel // flow.SignalChallengeEvent
+	cancelCh workflow.Channel        // one value once a cancel was asked
+
+	cancelRequested bool
+	// ending is set once the loop has decided the outcome; a cancel that
+	// comes later is refused with flow_finished.
+	ending bool
+	// seen holds the webhook ids already acted on (lookups only).
+	seen map[string]bool
+}
+
+func runFlow(ctx workflow.Context, def definition, in flow.FlowInput) (flow.Flow, error) {
+	if in.FlowID == "" {
+		in.FlowID = workflow.GetInfo(ctx).WorkflowExecution.ID
+	}
+	if in.Kind == "" {
+		in.Kind = def.Kind
+	}
+	if in.Kind != def.Kind {
+		return flow.Flow{}, fmt.Errorf("workflow %s cannot run a %q flow", def.Kind.WorkflowType(), in.Kind)
+	}
+	if in.CreatedAt.IsZero() {
+		in.CreatedAt = workflow.Now(ctx)
+	}
+	r := &flowRun{
+		ctx: ctx,
+		def: def,
+		in:  in,
+		f: flow.Flow{
+			ID:          in.FlowID,
+			CustomerID:  in.CustomerID,
+			Kind:        def.Kind,
+			Status:      flow.StatusStarting,
+			RedirectURL: in.RedirectURL,
+			Blockchains: in.Blockchains,
+			CreatedAt:   in.CreatedAt,
+			UpdatedAt:   in.CreatedAt,
+		},
+		logger:   log.With(workflow.GetLogger(ctx), "flowId", in.FlowID, "kind", string(def.Kind)),
+		events:   workflow.GetSignalChannel(ctx, flow.SignalChallengeEvent),
+		cancelCh: workflow.NewBufferedChannel(ctx, 1),
+		seen:     map[string]bool{},
+	}
+	if err := r.setHandlers(); err != nil {
+		return flow.Flow{}, err
+	}
+	r.run()
+	if err := workflow.Await(r.ctx, func() bool { return workflow.AllHandlersFinished(r.ctx) }); err != nil {
+		return r.f, err
+	}
+	return r.f, nil
+}
+
+func (r *flowRun) setHandlers() error {
+	if err := workflow.SetQueryHandler(r.ctx, flow.QueryFlow, func() (flow.Flow, error) {
+		return r.f, nil
+	}); err != nil {
+		return fmt.Errorf("set query handler: %w", err)
+	}
+	finished := func() error {
+		return codedError(flow.Errorf(flow.CodeFlowFinished, "The flow has already ended."))
+	}
+	err := workflow.SetUpdateHandlerWithOptions(r.ctx, flow.UpdateCancel,
+		func(ctx workflow.Context) (flow.Flow, error) {
+			if !r.cancelRequested {
+				r.cancelRequested = true
+				r.cancelCh.SendAsync(true)
+			}
+			if err := workflow.Await(ctx, func() bool { return r.f.Status.Terminal() }); err != nil {
+				return flow.Flow{}, err
+			}
+			if r.f.Status != flow.StatusCancelled {
+				// The challenge ended on its own while the cancel waited.
+				return flow.Flow{}, finished()
+			}
+			return r.f, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
+			if r.ending || r.f.Status.Terminal() {
+				return finished()
+			}
+			return nil
+		}},
+	)
+	if err != nil {
+		return fmt.Errorf("set cancel handler: %w", err)
+	}
+	return nil
+}
+
+func (r *flowRun) run() {
+	r.record(r.f)
+
+	ch, ferr := r.createChallenge()
+	if ferr == nil {
+		r.f.ChallengeID = ch.ID
+		r.f.GatewayURL = ch.GatewayURL
+		expires := ch.ExpiresAt.UTC()
+		if ch.ExpiresAt.IsZero() {
+			expires = workflow.Now(r.ctx).Add(DefaultChallengeTTL)
+		}
+		r.f.ExpiresAt = &expires
+	}
+	switch {
+	case r.ctx.Err() != nil || r.cancelRequested:
+		r.end(flow.StatusCancelled, cancelledError())
+		return
+	case ferr != nil:
+		r.end(flow.StatusFailed, ferr)
+		return
+	}
+
+	r.moveTo(flow.StatusAwaitingUser, nil)
+	status, ferr := r.wait()
+	r.end(status, ferr)
+}
+
+// createChallenge runs CreateChallenge once (with its retries).
+func (r *flowRun) createChallenge() (flow.Challenge, *flow.Error) {
+	in := flow.CreateChallengeInput{
+		FlowID:         r.f.ID,
+		CustomerID:     r.f.CustomerID,
+		Kind:           r.f.Kind,
+		RedirectURL:    r.f.RedirectURL,
+		Blockchains:    r.f.Blockchains,
+		IdempotencyKey: challengeKey(r.f.ID),
+	}
+	var ch flow.Challenge
+	ctx := workflow.WithActivityOptions(r.ctx, planbokOptions())
+	if err := workflow.ExecuteActivity(ctx, flow.ActivityCreateChallenge, in).Get(ctx, &ch); err != nil {
+		ferr := activityError(err)
+		r.logger.Warn("Create challenge failed.", "code", string(ferr.Code), "error", err)
+		return ch, ferr
+	}
+	if ch.ID == "" {
+		r.logger.Error("Create challenge returned no challenge id.")
+		return ch, flow.Errorf(flow.CodePlanbokRejected, "Planbok returned a challenge without an id.")
+	}
+	return ch, nil
+}
+
+// wait waits for the challenge to end, and returns the flow's final status
+// and error.
+func (r *flowRun) wait() (flow.Status, *flow.Error) {
+	ctx, cancelTimers := workflow.WithCancel(r.ctx)
+	defer cancelTimers()
+
+	untilExpiry := r.f.ExpiresAt.Sub(workflow.Now(ctx))
+	if untilExpiry < time.Second {
+		untilExpiry = time.Second
+	}
+	expiry := workflow.NewTimerWithOptions(ctx, untilExpiry, workflow.TimerOptions{Summary: "challenge expiry"})
+	delay := PollFirst
+	poll := workflow.NewTimerWithOptions(ctx, delay, workflow.TimerOptions{Summary: "poll"})
+
+	for {
+		if r.ctx.Err() != nil {
+			// The workflow itself was cancelled (an operator, not the API).
+			return flow.StatusCancelled, cancelledError()
+		}
+		var check, expired, cancelled bool
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(r.events, func(c workflow.ReceiveChannel, _ bool) {
+			check = r.takeEvents(c)
+		})
+		sel.AddReceive(r.cancelCh, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			cancelled = true
+		})
+		sel.AddFuture(poll, func(f workflow.Future) {
+			if f.Get(ctx, nil) != nil {
+				return // cancelled
+			}
+			check = true
+			delay = nextPoll(delay)
+			poll = workflow.NewTimerWithOptions(ctx, delay, workflow.TimerOptions{Summary: "poll"})
+		})
+		sel.AddFuture(expiry, func(f workflow.Future) { expired = f.Get(ctx, nil) == nil })
+		sel.Select(ctx)
+
+		switch {
+		case cancelled:
+			return flow.StatusCancelled, cancelledError()
+		case expired:
+			// A late completion still counts.
+			if status, ferr, done := r.check(); done {
+				return status, ferr
+			}
+			return flow.StatusExpired, expiredError()
+		case check:
+			if status, ferr, done := r.check(); done {
+				return status, ferr
+			}
+		}
+	}
+}
+
+// takeEvents drains the challenge-event channel and reports whether any
+// event asks for a fresh read: events for other challenges and webhooks
+// already acted on change nothing.
+func (r *flowRun) takeEvents(c workflow.ReceiveChannel) bool {
+	wake := false
+	for {
+		var ev flow.ChallengeEvent
+		if !c.ReceiveAsync(&ev) {
+			return wake
+		}
+		switch {
+		case ev.ChallengeID != r.f.ChallengeID:
+			r.logger.Info("Ignoring an event for another challenge.", "event", ev.Event, "webhookId", ev.WebhookID)
+		case ev.WebhookID != "" && r.seen[ev.WebhookID]:
+			r.logger.Info("Ignoring a duplicate event.", "event", ev.Event, "webhookId", ev.WebhookID)
+		default:
+			if ev.WebhookID != "" {
+				r.seen[ev.WebhookID] = true
+			}
+			wake = true
+		}
+	}
+}
+
+// check reads the challenge at Planbok. done reports whether the challenge
+// ended; a failed read is logged and the flow keeps waiting.
+func (r *flowRun) check() (status flow.Status, ferr *flow.Error, done bool) {
+	in := flow.GetChallengeInput{CustomerID: r.f.CustomerID, ChallengeID: r.f.ChallengeID}
+	var st flow.ChallengeStatus
+	ctx := workflow.WithActivityOptions(r.ctx, getChallengeOptions())
+	if err := workflow.ExecuteActivity(ctx, flow.ActivityGetChallenge, in).Get(ctx, &st); err != nil {
+		r.logger.Warn("Reading the challenge failed; waiting for the next poll.", "error", err)
+		return "", nil, false
+	}
+	switch st.Status {
+	case "verified":
+		return flow.StatusCompleted, nil, true
+	case "failed":
+		return flow.StatusFailed, flow.Errorf(flow.CodeChallengeFailed, "The user did not complete the challenge: Planbok reports it failed."), true
+	case flow.ChallengeGone:
+		return flow.StatusExpired, expiredError(), true
+	case "pending":
+		return "", nil, false
+	}
+	r.logger.Warn("Unknown challenge status; waiting.", "status", st.Status)
+	return "", nil, false
+}
+
+func expiredError() *flow.Error {
+	return flow.Errorf(flow.CodeChallengeExpired, "The challenge expired before the user completed it.")
+}
+
+func cancelledError() *flow.Error {
+	return flow.Errorf(flow.CodeCancelled, "The flow was cancelled.")
+}
+
+// end moves the flow to its terminal status and does what follows: the
+// customer's new security status, the audit row and the app's events.
+func (r *flowRun) end(status flow.Status, ferr *flow.Error) {
+	r.ending = true
+	if r.ctx.Err() != nil {
+		// The workflow was cancelled: finish the bookkeeping anyway.
+		r.ctx, _ = workflow.NewDisconnectedContext(r.ctx)
+	}
+	at := workflow.Now(r.ctx)
+	var res flow.SyncCustomerResult
+	if status == flow.StatusCompleted {
+		// Sync first, so that when the store shows the flow completed it
+		// also shows the security status the flow produced.
+		res = r.sync(flow.SyncCustomerInput{CustomerID: r.f.CustomerID, Kind: r.f.Kind, FlowID: r.f.ID, At: at})
+		r.f.CompletedAt = &at
+	}
+	r.moveTo(status, ferr)
+	r.logger.Info("Flow ended.", "flow", r.def.Summary, "status", string(status))
+	r.audit()
+	if status != flow.StatusCompleted {
+		// No Kind: nothing was set up, but a failed challenge may have
+		// locked the customer out (the fifth wrong PIN), and the app's
+		// event carries the current security status.
+		res = r.sync(flow.SyncCustomerInput{CustomerID: r.f.CustomerID, FlowID: r.f.ID, At: at})
+	}
+
+	event := flow.TerminalEventType(status)
+	if status == flow.StatusCompleted {
+		event = r.f.Kind.EventType()
+	}
+	r.notify(event, res.Security)
+	if res.LockedOutNow {
+		r.notify(flow.EventLockedOut, res.Security)
+	}
+}
+
+// moveTo records the flow in status next (status only moves forward), then
+// tells the customer workflow.
+func (r *flowRun) moveTo(next flow.Status, ferr *flow.Error) {
+	if !r.f.Status.CanMoveTo(next) {
+		r.logger.Error("Refusing a backward status change.", "from", string(r.f.Status), "to", string(next))
+		return
+	}
+	f := r.f
+	f.Status = next
+	f.UpdatedAt = workflow.Now(r.ctx)
+	f.Error = ferr
+	r.record(f)
+	r.f = f
+	r.signalParent()
+}
+
+// record writes f to the store's flow index.
+func (r *flowRun) record(f flow.Flow) {
+	in := flow.RecordFlowInput{Flow: f, IdempotencyKey: r.in.IdempotencyKey, RequestHash: r.in.RequestHash}
+	ctx := workflow.WithActivityOptions(r.ctx, storeOptions())
+	if err := workflow.ExecuteActivity(ctx, flow.ActivityRecordFlow, in).Get(ctx, nil); err != nil {
+		// Only a non-retryable error (a bug) gets here; the flow goes on.
+		r.logger.Error("Recording the flow failed.", "status", string(f.Status), "error", err)
+	}
+}
+
+// signalParent sends the flow to its customer workflow. A customer
+// workflow that no longer runs needs no news.
+func (r *flowRun) signalParent() {
+	if r.in.CustomerWorkflowID == "" {
+		return
+	}
+	err := workflow.SignalExternalWorkflow(r.ctx, r.in.CustomerWorkflowID, "", flow.SignalFlowChanged, r.f).Get(r.ctx, nil)
+	if err != nil {
+		r.logger.Info("Signalling the customer workflow failed.", "error", err)
+	}
+}
+
+func (r *flowRun) audit() {
+	detail := ""
+	if r.f.Error != nil {
+		detail = string(r.f.Error.Code)
+	}
+	actor := r.in.Actor
+	if actor == "" {
+		actor = "system"
+	}
+	in := flow.AuditInput{
+		At:         r.f.UpdatedAt,
+		Actor:      actor,
+		Action:     "flow." + string(r.f.Kind),
+		CustomerID: r.f.CustomerID,
+		FlowID:     r.f.ID,
+		Outcome:    string(r.f.Status),
+		Detail:     detail,
+	}
+	ctx := workflow.WithActivityOptions(r.ctx, storeOptions())
+	if err := workflow.ExecuteActivity(ctx, flow.ActivityRecordAudit, in).Get(ctx, nil); err != nil {
+		r.logger.Error("Recording the audit row failed.", "error", err)
+	}
+}
+
+// sync re-reads the customer. When Planbok stays unavailable past
+// syncTimeout it gives up: the flow still ends, and the next sync corrects
+// the stored status.
+func (r *flowRun) sync(in flow.SyncCustomerInput) flow.SyncCustomerResult {
+	var res flow.SyncCustomerResult
+	ctx := workflow.WithActivityOptions(r.ctx, syncOptions())
+	if err := workflow.ExecuteActivity(ctx, flow.ActivitySyncCustomer, in).Get(ctx, &res); err != nil {
+		r.logger.Warn("Syncing the customer failed; the flow ends anyway.", "error", err)
+		return flow.SyncCustomerResult{}
+	}
+	return res
+}
+
+func (r *flowRun) notify(event flow.EventType, sec flow.Security) {
+	if event == "" {
+		return
+	}
+	startNotify(r.ctx, r.logger, r.f.ID+"."+string(event), flow.AppEvent{
+		Type:      event,
+		Timestamp: workflow.Now(r.ctx),
+		Data: flow.AppEventData{
+			CustomerID: r.f.CustomerID,
+			FlowID:     r.f.ID,
+			Kind:       r.f.Kind,
+			Status:     r.f.Status,
+			Security:   sec,
+		},
+	})
+}
+
+// startNotify starts the NotifyApp workflow that delivers one event, and
+// waits only until it has started: a dead notify URL never blocks the
+// caller. The workflow id comes from the event id, so a second start of the
+// same event is refused by Temporal, which is fine.
+func startNotify(ctx workflow.Context, logger log.Logger, eventID string, ev flow.AppEvent) {
+	opts := workflow.ChildWorkflowOptions{
+		WorkflowID:            flow.NotifyWorkflowID(eventID),
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}
+	in := flow.DeliverEventInput{ID: eventID, Event: ev}
+	fut := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), flow.WorkflowNotifyApp, in)
+	err := fut.GetChildWorkflowExecution().Get(ctx, nil)
+	switch {
+	case err == nil:
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		logger.Info("App event already sent.", "eventId", eventID)
+	default:
+		logger.Error("Starting the app event delivery failed.", "eventId", eventID, "error", err)
+	}
+}
