@@ -1,0 +1,46 @@
+# custodyflows: `make run` starts everything, `make test` runs every test.
+GO        ?= go
+BIN       := bin/custodyflows
+# Fuzz time per target for `make fuzz`.
+FUZZTIME  ?= 30s
+
+export GOTOOLCHAIN := local
+# mattn/go-sqlite3 needs cgo.
+export CGO_ENABLED := 1
+
+.PHONY: run build test lint bench fuzz clean
+
+## run: build, then start the whole product on an embedded Temporal server
+run: build
+	./$(BIN) dev
+
+## build: the single binary
+build:
+	$(GO) build -o $(BIN) ./cmd/custodyflows
+
+## test: vet, then every test, end-to-end ones included (what CI runs)
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+## lint: go vet and a gofmt check
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## bench: every benchmark, with allocations
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+## clean: remove the binary and the dev data directory
+clean:
+	rm -rf bin .data

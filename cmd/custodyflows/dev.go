@@ -1,0 +1,404 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/custodyflows/custodyflows/activities"
+	"github.com/custodyflows/custodyflows/api"
+	"github.com/custodyflows/custodyflows/codec"
+	"github.com/custodyflows/custodyflows/devstack"
+	"github.com/custodyflows/custodyflows/flow"
+	"github.com/custodyflows/custodyflows/notify"
+	"github.com/custodyflows/custodyflows/planbok"
+	"github.com/custodyflows/custodyflows/sandbox"
+	"github.com/custodyflows/custodyflows/sandbox/keys"
+	"github.com/custodyflows/custodyflows/store"
+	"github.com/custodyflows/custodyflows/worker"
+)
+
+// devConfig configures `custodyflows dev`.
+type devConfig struct {
+	DataDir          string
+	HTTPAddr         string
+	SandboxAddr      string
+	TemporalPort     int
+	UIPort           int
+	APIKey           string
+	ChallengeTTL     time.Duration
+	PlanbokAPIKey    string
+	WebhookSecret    string
+	Notify           notifyConfig
+	Namespace        string
+	TaskQueue        string
+	TemporalLogLevel string
+	SandboxKDF       string
+	SandboxRateLimit bool
+	Log              logConfig
+}
+
+func parseDevConfig(args []string, e env) (devConfig, error) {
+	var c devConfig
+	fs := newFlagSet("dev", e.stderr)
+	fs.StringVar(&c.DataDir, "data-dir", "./.data", "holds every database, so a restart resumes where it stopped")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the API, the webhook intake and the codec endpoint")
+	fs.StringVar(&c.SandboxAddr, "sandbox-addr", "127.0.0.1:8090", "address of the Planbok sandbox and its Gateway pages")
+	fs.IntVar(&c.TemporalPort, "temporal-port", 7233, "port of the embedded Temporal frontend (gRPC)")
+	fs.IntVar(&c.UIPort, "ui-port", 8233, "port of the Temporal Web UI; 0 = no UI")
+	fs.StringVar(&c.APIKey, "api-key", "dev-api-key", "the API key app backends send as a Bearer token")
+	fs.DurationVar(&c.ChallengeTTL, "challenge-ttl", 15*time.Minute, "the sandbox's challenge lifetime")
+	fs.StringVar(&c.PlanbokAPIKey, "planbok-api-key", "dev-planbok-key", "the key the sandbox accepts and the service sends")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "dev-webhook-secret", "shared by the sandbox's webhook sender and the intake")
+	c.Notify.register(fs)
+	fs.StringVar(&c.Namespace, "namespace", "default", "Temporal namespace")
+	fs.StringVar(&c.TaskQueue, "task-queue", flow.DefaultTaskQueue, "Temporal task queue")
+	fs.StringVar(&c.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is noisy below warn)")
+	fs.StringVar(&c.SandboxKDF, "sandbox-kdf", "default", "Argon2id cost in the sandbox: default (64 MiB, like a real Gateway) or light (fast, for tests)")
+	fs.BoolVar(&c.SandboxRateLimit, "sandbox-rate-limit", true, "enforce Planbok's rate limits in the sandbox (10 POST/s, 20 GET/s)")
+	c.Log.register(fs)
+	if err := parseFlags(fs, args, e.lookup); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+func (c devConfig) validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	for name, v := range map[string]string{"http-addr": c.HTTPAddr, "sandbox-addr": c.SandboxAddr} {
+		if err := hostPort(name, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.TemporalPort < 0 || c.TemporalPort > 65535 {
+		errs = append(errs, fmt.Errorf("--temporal-port must be 0..65535, got %d", c.TemporalPort))
+	}
+	if c.UIPort < 0 || c.UIPort > 65535 {
+		errs = append(errs, fmt.Errorf("--ui-port must be 0..65535 (0 = no UI), got %d", c.UIPort))
+	}
+	for name, v := range map[string]string{"api-key": c.APIKey, "planbok-api-key": c.PlanbokAPIKey, "webhook-secret": c.WebhookSecret} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("--%s must not be empty", name))
+		}
+	}
+	if err := durationAtLeast("challenge-ttl", c.ChallengeTTL, minTTL); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SandboxKDF != "default" && c.SandboxKDF != "light" {
+		errs = append(errs, fmt.Errorf("--sandbox-kdf must be default or light, got %q", c.SandboxKDF))
+	}
+	if err := c.Notify.validate(false); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func runDev(ctx context.Context, args []string, e env) error {
+	cfg, err := parseDevConfig(args, e)
+	if err != nil {
+		return err
+	}
+	logger, err := cfg.Log.newLogger(e.stderr)
+	if err != nil {
+		return err
+	}
+	m := NewMain(cfg, logger, e.stdout)
+	defer m.Close()
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return m.Close()
+}
+
+// Main is `custodyflows dev`: every part of the product in one process,
+// wired to each other. Tests start it on free ports.
+type Main struct {
+	cfg    devConfig
+	log    *slog.Logger
+	stdout io.Writer
+
+	// URLs, set by Run.
+	APIURL      string
+	SandboxURL  string
+	UIURL       string
+	TemporalURL string
+
+	// Parts, kept for Close and for tests.
+	Store    *store.Store
+	Sandbox  *sandbox.Sandbox
+	Temporal *devstack.Server
+	Client   client.Client
+
+	worker    sdkworker.Worker
+	workerUp  atomic.Bool // read by /readyz from request goroutines
+	metrics   io.Closer
+	servers   []*http.Server
+	listeners []net.Listener
+	closed    bool
+}
+
+// NewMain returns a Main for cfg; Run starts it.
+func NewMain(cfg devConfig, logger *slog.Logger, stdout io.Writer) *Main {
+	return &Main{cfg: cfg, log: logger, stdout: stdout}
+}
+
+// Run starts everything and returns once the API answers /readyz with 200.
+// Close stops what Run started, also after a failed Run.
+func (m *Main) Run(ctx context.Context) (err error) {
+	cfg := m.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+
+	// Listen first: the sandbox needs the intake's URL, the UI the codec's.
+	apiLn, err := m.listen("http-addr", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	sandboxLn, err := m.listen("sandbox-addr", cfg.SandboxAddr)
+	if err != nil {
+		return err
+	}
+	m.APIURL = "http://" + apiLn.Addr().String()
+	m.SandboxURL = "http://" + sandboxLn.Addr().String()
+
+	if m.Store, err = store.Open(ctx, filepath.Join(cfg.DataDir, "custodyflows.db")); err != nil {
+		return fmt.Errorf("open app database: %w", err)
+	}
+
+	payloadKeys, err := codec.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "payload-keys"))
+	if err != nil {
+		return fmt.Errorf("payload keys: %w", err)
+	}
+	payloadCodec, err := codec.New(payloadKeys)
+	if err != nil {
+		return fmt.Errorf("payload codec: %w", err)
+	}
+
+	uiPort := cfg.UIPort
+	m.Temporal, err = devstack.Start(ctx, devstack.Config{
+		DataDir:       cfg.DataDir,
+		FrontendPort:  cfg.TemporalPort,
+		UIPort:        uiPort,
+		Namespace:     cfg.Namespace,
+		CodecEndpoint: m.APIURL + "/codec",
+		Logger:        m.log,
+		LogLevel:      cfg.TemporalLogLevel,
+	})
+	if err != nil {
+		return fmt.Errorf("start embedded Temporal: %w", err)
+	}
+	m.TemporalURL = m.Temporal.FrontendAddress()
+	m.UIURL = m.Temporal.UIURL()
+
+	kdf := keys.DefaultParams
+	if cfg.SandboxKDF == "light" {
+		kdf = keys.LightParams
+	}
+	m.Sandbox, err = sandbox.New(sandbox.Options{
+		APIKey:        cfg.PlanbokAPIKey,
+		BaseURL:       m.SandboxURL,
+		DBPath:        filepath.Join(cfg.DataDir, "sandbox.db"),
+		ChallengeTTL:  cfg.ChallengeTTL,
+		RateLimit:     cfg.SandboxRateLimit,
+		KDF:           kdf,
+		WebhookURL:    m.APIURL + "/v1/webhooks/planbok",
+		WebhookSecret: []byte(cfg.WebhookSecret),
+		Logger:        m.log.With("component", "sandbox"),
+	})
+	if err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	m.serve(sandboxLn, m.Sandbox)
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sdkMetrics, metricsCloser, err := worker.NewMetricsHandler(registry)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	m.metrics = metricsCloser
+
+	m.Client, err = client.DialContext(ctx, worker.ClientOptions(worker.ClientConfig{
+		HostPort:  m.TemporalURL,
+		Namespace: cfg.Namespace,
+		Codec:     payloadCodec,
+		Logger:    m.log,
+		Metrics:   sdkMetrics,
+	}))
+	if err != nil {
+		return fmt.Errorf("connect to Temporal: %w", err)
+	}
+
+	pb := planbok.New(m.SandboxURL, cfg.PlanbokAPIKey)
+	acts := &activities.Activities{Planbok: pb, Store: m.Store, Now: time.Now, Logger: m.log}
+	if cfg.Notify.URL != "" {
+		secret, err := notify.ParseSecret(cfg.Notify.Secret.value)
+		if err != nil {
+			return fmt.Errorf("--notify-secret: %w", err)
+		}
+		acts.Notifier = notify.New(cfg.Notify.URL, secret, nil)
+	}
+	m.worker, err = worker.New(m.Client, worker.Options{TaskQueue: cfg.TaskQueue, Activities: acts, Logger: m.log})
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if err := m.worker.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	m.workerUp.Store(true)
+
+	var origins []string
+	if m.UIURL != "" {
+		origins = append(origins, m.UIURL)
+	}
+	server, err := api.New(api.Config{
+		APIKeys:            []string{cfg.APIKey},
+		WebhookSecrets:     [][]byte{[]byte(cfg.WebhookSecret)},
+		AllowLocalhostHTTP: true,
+		TaskQueue:          cfg.TaskQueue,
+		Namespace:          cfg.Namespace,
+		// dev: the codec endpoint is open to the local UI, like the UI itself.
+		Codec:    codec.Handler(payloadCodec, codec.HandlerOptions{AllowedOrigins: origins}),
+		Registry: registry,
+		Logger:   m.log,
+		Ready: func(context.Context) error {
+			if !m.workerUp.Load() {
+				return errors.New("worker not running")
+			}
+			return nil
+		},
+	}, m.Store, pb, m.Client)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	m.serve(apiLn, server.Handler())
+
+	if err := waitReady(ctx, m.APIURL+"/readyz", 30*time.Second); err != nil {
+		return err
+	}
+	m.printBanner()
+	return nil
+}
+
+// listen opens a listener that Close closes, served or not.
+func (m *Main) listen(flagName, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on --%s: %w", flagName, err)
+	}
+	m.listeners = append(m.listeners, ln)
+	return ln, nil
+}
+
+// serve serves h on ln until Close.
+func (m *Main) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}
+	m.servers = append(m.servers, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("http server stopped", "addr", ln.Addr().String(), "error", err)
+		}
+	}()
+}
+
+func (m *Main) printBanner() {
+	ui := m.UIURL
+	if ui == "" {
+		ui = "(disabled: --ui-port 0)"
+	}
+	fmt.Fprintf(m.stdout, `custodyflows dev is ready
+
+  API           %s   (Authorization: Bearer %s)
+  Gateway       %s   (the Planbok sandbox)
+  Temporal UI   %s
+  Temporal      %s   (namespace %s)
+  Data          %s
+
+Try: curl -s -H 'Authorization: Bearer %s' -d '{"name":"Ada","refId":"user-1"}' %s/v1/customers
+`, m.APIURL, m.cfg.APIKey, m.SandboxURL, ui, m.TemporalURL, m.cfg.Namespace, m.cfg.DataDir, m.cfg.APIKey, m.APIURL)
+}
+
+// Close stops everything Run started, in reverse order: no new requests,
+// the worker drains its tasks, then Temporal and the databases stop.
+func (m *Main) Close() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := len(m.servers) - 1; i >= 0; i-- {
+		if err := m.servers[i].Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, ln := range m.listeners {
+		ln.Close() // already closed when served; an unserved one still needs it
+	}
+	if m.worker != nil {
+		m.worker.Stop()
+		m.workerUp.Store(false)
+	}
+	if m.Client != nil {
+		m.Client.Close()
+	}
+	if m.metrics != nil {
+		errs = append(errs, m.metrics.Close())
+	}
+	if m.Sandbox != nil {
+		errs = append(errs, m.Sandbox.Close())
+	}
+	if m.Temporal != nil {
+		errs = append(errs, m.Temporal.Stop())
+	}
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(ctx context.Context, url string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var last string
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = "status " + strconv.Itoa(resp.StatusCode)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready after %s (%s)", limit, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
