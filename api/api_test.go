@@ -351,6 +351,29 @@ func TestStart_SameKindActiveIs200(t *testing.T) {
 	}
 }
 
+// A customer workflow that completes (idle) in the task that admitted the
+// update fails it with "already completed"; the start is sent again and
+// lands on a new run.
+func TestStart_RetriedWhenCustomerRunEndedUnderIt(t *testing.T) {
+	e := newEnv(t)
+	calls := 0
+	created := testFlow(customerA, flow.KindUpdatePIN, flow.StatusAwaitingUser)
+	e.tc.start = func(flow.StartRequest) (flow.StartResult, error) {
+		calls++
+		if calls == 1 {
+			return flow.StartResult{}, serviceerror.NewNotFound("workflow execution already completed")
+		}
+		return flow.StartResult{Flow: created, Created: true}, nil
+	}
+	rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody)
+	if rec.Code != http.StatusCreated || decode[flow.Flow](t, rec).ID != created.ID {
+		t.Fatalf("got %d %s, want 201 with %s", rec.Code, rec.Body.String(), created.ID)
+	}
+	if len(e.tc.updates) != 2 {
+		t.Fatalf("update-with-start calls: got %d, want 2", len(e.tc.updates))
+	}
+}
+
 func TestStart_Refusals(t *testing.T) {
 	for _, tc := range []struct {
 		code   flow.Code

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/custodyflows/custodyflows/flow"
@@ -232,9 +234,30 @@ func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
 	}
 }
 
+// updateWithStartAttempts bounds how often a start is sent when the
+// customer workflow completed (idle) in the very task that admitted the
+// update: the next attempt starts a new run, so two attempts suffice; a
+// third covers a second such race.
+const updateWithStartAttempts = 3
+
 // updateWithStart sends the start-flow update to the customer's workflow,
 // starting that workflow if it is not running, and waits for its result.
 func (s *Server) updateWithStart(c *gin.Context, in startInput, hash string) (flow.StartResult, error) {
+	var err error
+	for range updateWithStartAttempts {
+		var res flow.StartResult
+		res, err = s.updateWithStartOnce(c, in, hash)
+		var notFound *serviceerror.NotFound
+		if !errors.As(err, &notFound) {
+			return res, err
+		}
+		// The run ended under the update ("workflow execution already
+		// completed"); a new attempt starts a fresh run.
+	}
+	return flow.StartResult{}, err
+}
+
+func (s *Server) updateWithStartOnce(c *gin.Context, in startInput, hash string) (flow.StartResult, error) {
 	ctx := c.Request.Context()
 	startOp := s.temporal.NewWithStartWorkflowOperation(s.customerWorkflowOptions(in.CustomerID),
 		flow.WorkflowCustomer, flow.CustomerInput{CustomerID: in.CustomerID})
