@@ -335,20 +335,31 @@ func (s *Sandbox) completeResetPIN(o *outcome, in CompleteInput) error {
 	return s.verify(o, struct{}{}, []event{s.customerEvent(o, planbok.EventCustomerRecoveryCompleted)}, nil)
 }
 
-func (s *Sandbox) completeExport(o *outcome, in CompleteInput) error {
-	if e := checkPIN("pin", in.PIN, "PIN"); e != nil {
-		return e
+// unlockSeed rebuilds the customer's seed from the user share (sealed
+// under pin) and the node share, as export and wallet creation do. A wrong
+// PIN counts towards the lockout.
+func (s *Sandbox) unlockSeed(o *outcome, pin string) ([]byte, error) {
+	if e := checkPIN("pin", pin, "PIN"); e != nil {
+		return nil, e
 	}
-	c := o.customer
-	v, err := vaultOf(c)
+	v, err := vaultOf(o.customer)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := v.Seed(pin)
+	if err != nil {
+		return nil, s.pinFailure(o, "pin", err)
+	}
+	return seed, nil
+}
+
+func (s *Sandbox) completeExport(o *outcome, in CompleteInput) error {
+	seed, err := s.unlockSeed(o, in.PIN)
 	if err != nil {
 		return err
 	}
-	seed, err := v.Seed(in.PIN)
-	if err != nil {
-		return s.pinFailure(o, "pin", err)
-	}
 	defer clear(seed)
+	c := o.customer
 	ws, err := walletsOf(s.db.x, c.ID)
 	if err != nil {
 		return err
@@ -377,19 +388,12 @@ func (s *Sandbox) completeExport(o *outcome, in CompleteInput) error {
 }
 
 func (s *Sandbox) completeCreateWallets(o *outcome, in CompleteInput) error {
-	if e := checkPIN("pin", in.PIN, "PIN"); e != nil {
-		return e
-	}
-	c := o.customer
-	v, err := vaultOf(c)
+	seed, err := s.unlockSeed(o, in.PIN)
 	if err != nil {
 		return err
 	}
-	seed, err := v.Seed(in.PIN)
-	if err != nil {
-		return s.pinFailure(o, "pin", err)
-	}
 	defer clear(seed)
+	c := o.customer
 	now := s.now()
 	next := map[string]int64{}
 	var ws []wallet

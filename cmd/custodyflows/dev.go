@@ -19,12 +19,10 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/custodyflows/custodyflows/activities"
 	"github.com/custodyflows/custodyflows/api"
 	"github.com/custodyflows/custodyflows/codec"
 	"github.com/custodyflows/custodyflows/devstack"
 	"github.com/custodyflows/custodyflows/flow"
-	"github.com/custodyflows/custodyflows/notify"
 	"github.com/custodyflows/custodyflows/planbok"
 	"github.com/custodyflows/custodyflows/sandbox"
 	"github.com/custodyflows/custodyflows/sandbox/keys"
@@ -250,13 +248,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	pb := planbok.New(m.SandboxURL, cfg.PlanbokAPIKey)
-	acts := &activities.Activities{Planbok: pb, Store: m.Store, Now: time.Now, Logger: m.log}
-	if cfg.Notify.URL != "" {
-		secret, err := notify.ParseSecret(cfg.Notify.Secret.value)
-		if err != nil {
-			return fmt.Errorf("--notify-secret: %w", err)
-		}
-		acts.Notifier = notify.New(cfg.Notify.URL, secret, nil)
+	acts, err := newActivities(pb, m.Store, cfg.Notify, m.log)
+	if err != nil {
+		return err
 	}
 	m.worker, err = worker.New(m.Client, worker.Options{TaskQueue: cfg.TaskQueue, Activities: acts, Logger: m.log})
 	if err != nil {

@@ -256,13 +256,9 @@ func runWorker(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer c.close()
-	acts := &activities.Activities{Planbok: c.planbok, Store: c.store, Now: time.Now, Logger: c.log}
-	if cfg.Notify.URL != "" {
-		secret, err := notify.ParseSecret(cfg.Notify.Secret.value)
-		if err != nil {
-			return fmt.Errorf("--notify-secret: %w", err)
-		}
-		acts.Notifier = notify.New(cfg.Notify.URL, secret, nil)
+	acts, err := newActivities(c.planbok, c.store, cfg.Notify, c.log)
+	if err != nil {
+		return err
 	}
 	w, err := worker.New(c.client, worker.Options{TaskQueue: cfg.Temporal.TaskQueue, Activities: acts, Logger: c.log})
 	if err != nil {
@@ -288,4 +284,19 @@ func runWorker(ctx context.Context, args []string, e env) error {
 		io.WriteString(w, `{"status":"ok"}`)
 	})
 	return serveUntilDone(ctx, ln, mux, c.log)
+}
+
+// newActivities builds the worker's activities; events go to the app only
+// when a notify URL is set.
+func newActivities(pb *planbok.Client, st *store.Store, n notifyConfig, logger *slog.Logger) (*activities.Activities, error) {
+	acts := &activities.Activities{Planbok: pb, Store: st, Now: time.Now, Logger: logger}
+	if n.URL == "" {
+		return acts, nil
+	}
+	secret, err := notify.ParseSecret(n.Secret.value)
+	if err != nil {
+		return nil, fmt.Errorf("--notify-secret: %w", err)
+	}
+	acts.Notifier = notify.New(n.URL, secret, nil)
+	return acts, nil
 }

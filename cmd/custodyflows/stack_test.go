@@ -35,7 +35,7 @@ var testAnswers = []string{"Blue", "Rex", "Lisbon"}
 // stack is a running `custodyflows dev` and clients for it.
 type stack struct {
 	*Main
-	t       *testing.T
+	t       testing.TB
 	api     *apiClient
 	helper  *sandbox.HelperClient
 	planbok *planbok.Client
@@ -51,7 +51,7 @@ func withTTL(d time.Duration) stackOption {
 
 // startStack starts the whole product in this process and stops it when
 // the test ends.
-func startStack(t *testing.T, opts ...stackOption) *stack {
+func startStack(t testing.TB, opts ...stackOption) *stack {
 	t.Helper()
 	events := newEventSink(t)
 	cfg := devConfig{
@@ -98,7 +98,7 @@ func startStack(t *testing.T, opts ...stackOption) *stack {
 
 // apiClient calls custodyflows' HTTP API as an app backend would.
 type apiClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	key  string
 }
@@ -109,7 +109,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) decode(t *testing.T, v any) {
+func (r response) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.Body, err)
@@ -262,7 +262,7 @@ func (s *stack) onboard(refID string) flow.Customer {
 // eventSink receives the events custodyflows sends the app and checks
 // their Standard Webhooks signatures.
 type eventSink struct {
-	t          *testing.T
+	t          testing.TB
 	server     *httptest.Server
 	secretText string
 	mu         sync.Mutex
@@ -274,7 +274,7 @@ type receivedEvent struct {
 	Event flow.AppEvent
 }
 
-func newEventSink(t *testing.T) *eventSink {
+func newEventSink(t testing.TB) *eventSink {
 	s := &eventSink{t: t, secretText: "whsec_" + "dGVzdC1ub3RpZnktc2VjcmV0LTMyLWJ5dGVzLWxvbmch"}
 	secret, err := notify.ParseSecret(s.secretText)
 	if err != nil {
@@ -334,7 +334,7 @@ func (s *eventSink) count(typ flow.EventType, customerID string) (deliveries, di
 	return deliveries, len(ids)
 }
 
-func mustEqual[T comparable](t *testing.T, what string, got, want T) {
+func mustEqual[T comparable](t testing.TB, what string, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Fatalf("%s: got %v, want %v", what, got, want)
