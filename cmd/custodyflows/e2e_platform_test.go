@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/custodyflows/custodyflows/flow"
@@ -142,6 +144,38 @@ func TestDev_HistoryIsEncrypted(t *testing.T) {
 		if !strings.Contains(all.String(), "binary/encrypted") {
 			t.Fatalf("history of %s has no encrypted payloads", id)
 		}
+	}
+
+	// The codec endpoint the Temporal UI uses decrypts the same payloads
+	// for operators.
+	first, err := raw.GetWorkflowHistory(context.Background(), f.ID, "", false, 0).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := first.GetWorkflowExecutionStartedEventAttributes().GetInput()
+	body, err := protojson.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.APIURL+"/codec/default/decode", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Namespace", "default")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var decoded commonpb.Payloads
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("codec decode: got %d %s, want 200", resp.StatusCode, buf.String())
+	}
+	if err := protojson.Unmarshal(buf.Bytes(), &decoded); err != nil {
+		t.Fatalf("codec decode body %s: %v", buf.String(), err)
+	}
+	if len(decoded.Payloads) == 0 || !strings.Contains(string(decoded.Payloads[0].Data), redirect) {
+		t.Fatalf("decoded flow input: got %v, want it to hold the redirect URL", decoded.Payloads)
 	}
 }
 
