@@ -8,7 +8,7 @@ export GOTOOLCHAIN := local
 # mattn/go-sqlite3 needs cgo.
 export CGO_ENABLED := 1
 
-.PHONY: run build test lint bench fuzz clean
+.PHONY: run build test test-deps lint bench fuzz clean
 
 ## run: build, then start the whole product on an embedded Temporal server
 run: build
@@ -19,9 +19,19 @@ build:
 	$(GO) build -o $(BIN) ./cmd/custodyflows
 
 ## test: vet, then every test, end-to-end ones included (what CI runs)
-test:
+test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+
+## test-deps: Chromium for the Gateway's browser tests (apt-get as root)
+test-deps:
+	@command -v chromium >/dev/null && exit 0; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make test needs Chromium for the browser tests: run 'sudo apt-get install chromium chromium-driver' (or 'make test-deps' as root)" >&2; \
+		exit 1; \
+	fi; \
+	echo "installing chromium and chromium-driver with apt-get"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 
 ## lint: go vet and a gofmt check
 lint:

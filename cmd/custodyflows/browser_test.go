@@ -243,10 +243,14 @@ func startNext(s *stack, customerID string, kind flow.Kind, body map[string]any)
 	if _, ok := body["redirectUrl"]; !ok {
 		body["redirectUrl"] = testRedirect
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	start := time.Now()
+	deadline := start.Add(10 * time.Second)
+	for refused := 0; ; refused++ {
 		r := s.api.do(http.MethodPost, "/v1/customers/"+customerID+"/"+kind.Route(), body)
 		if r.Status == http.StatusCreated {
+			if refused > 0 {
+				s.t.Logf("start %s: refused %d times (%s) with flow_in_progress for a completed flow", kind, refused, time.Since(start).Round(time.Millisecond))
+			}
 			var f flow.Flow
 			r.decode(s.t, &f)
 			return f
@@ -469,8 +473,10 @@ func (b *browserSession) download(what string, trigger chromedp.Action[chromedp.
 	defer cancel()
 	begins := chromedp.Events(ctx, browser.DownloadWillBegin)
 	progress := chromedp.Events(ctx, browser.DownloadProgress)
+	// Set on the tab's session (not the browser's), so the download
+	// events come to the tab's subscriptions above.
 	events := true
-	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+	if _, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 		Behavior:      browser.SetDownloadBehaviorBehaviorAllowAndName,
 		DownloadPath:  dir,
 		EventsEnabled: &events,
