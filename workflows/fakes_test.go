@@ -226,6 +226,10 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeActivities) 
 type parentSignals struct {
 	mu    sync.Mutex
 	flows []flow.Flow
+	// records, when set, counts the flow rows recorded so far; each
+	// signal notes it in recordedBefore, which tells the order of the two.
+	records        func() int
+	recordedBefore []int
 }
 
 func (p *parentSignals) mock(env *testsuite.TestWorkflowEnvironment, customerWorkflowID string) {
@@ -234,6 +238,9 @@ func (p *parentSignals) mock(env *testsuite.TestWorkflowEnvironment, customerWor
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			p.flows = append(p.flows, arg.(flow.Flow))
+			if p.records != nil {
+				p.recordedBefore = append(p.recordedBefore, p.records())
+			}
 			return nil
 		})
 }

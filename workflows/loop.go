@@ -349,10 +349,23 @@ func (r *flowRun) moveTo(next flow.Status, ferr *flow.Error) {
 	f.Status = next
 	f.UpdatedAt = workflow.Now(r.ctx)
 	f.Error = ferr
+	if next.Terminal() && workflow.GetVersion(r.ctx, versionFreeSlotFirst, workflow.DefaultVersion, 1) == 1 {
+		// Free the customer's slot before anyone can see the flow ended
+		// (query or store): a start that follows a "completed" read must
+		// not be refused with flow_in_progress.
+		r.signalParent(f)
+		r.f = f
+		r.record(f)
+		return
+	}
 	r.record(f)
 	r.f = f
-	r.signalParent()
+	r.signalParent(f)
 }
+
+// versionFreeSlotFirst marks flows that signal the customer workflow before
+// recording their end (histories before it recorded first).
+const versionFreeSlotFirst = "free-slot-before-recording-end"
 
 // record writes f to the store's flow index.
 func (r *flowRun) record(f flow.Flow) {
@@ -366,11 +379,11 @@ func (r *flowRun) record(f flow.Flow) {
 
 // signalParent sends the flow to its customer workflow. A customer
 // workflow that no longer runs needs no news.
-func (r *flowRun) signalParent() {
+func (r *flowRun) signalParent(f flow.Flow) {
 	if r.in.CustomerWorkflowID == "" {
 		return
 	}
-	err := workflow.SignalExternalWorkflow(r.ctx, r.in.CustomerWorkflowID, "", flow.SignalFlowChanged, r.f).Get(r.ctx, nil)
+	err := workflow.SignalExternalWorkflow(r.ctx, r.in.CustomerWorkflowID, "", flow.SignalFlowChanged, f).Get(r.ctx, nil)
 	if err != nil {
 		r.logger.Info("Signalling the customer workflow failed.", "error", err)
 	}

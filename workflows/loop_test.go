@@ -76,7 +76,12 @@ type flowTest struct {
 
 func newFlowTest(t *testing.T, kind flow.Kind) *flowTest {
 	env, f := newEnv(t)
-	ft := &flowTest{t: t, env: env, fakes: f, parent: &parentSignals{}, events: &notified{}}
+	ft := &flowTest{t: t, env: env, fakes: f, events: &notified{}}
+	ft.parent = &parentSignals{records: func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.records)
+	}}
 	ft.in = flow.FlowInput{
 		FlowID:             "flow_test" + strings.ReplaceAll(string(kind), "_", ""),
 		CustomerID:         testCustomer,
@@ -196,6 +201,10 @@ func TestFlow_VerifiedByWebhook(t *testing.T) {
 				}
 			}
 			wantEqual(t, "parent signals", ft.parent.statuses(), []flow.Status{flow.StatusAwaitingUser, flow.StatusCompleted})
+			// awaiting_user is signalled after it is recorded (the start
+			// answers with a recorded flow); completed before (a reader
+			// who sees it completed finds the customer's slot free).
+			wantEqual(t, "rows recorded before each parent signal", ft.parent.recordedBefore, []int{2, 2})
 			wantEqual(t, "syncs", ft.fakes.syncs, []flow.SyncCustomerInput{{CustomerID: testCustomer, Kind: kind, FlowID: ft.in.FlowID, At: at(61 * time.Second)}})
 			wantEqual(t, "audits", ft.fakes.audits, []flow.AuditInput{{
 				At: at(61 * time.Second), Actor: "apikey-1", Action: "flow." + string(kind),

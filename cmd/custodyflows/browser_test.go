@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -92,7 +91,7 @@ func TestBrowser_InitializeOnGateway(t *testing.T) {
 	}
 	// The PIN typed in the browser is the customer's PIN now: the
 	// sandbox accepts it for a wallet challenge.
-	w := startNext(s, cust.ID, flow.KindCreateWallets, map[string]any{"blockchains": []string{"ETH-SEPOLIA"}})
+	w, _ := s.api.start(cust.ID, flow.KindCreateWallets, map[string]any{"blockchains": []string{"ETH-SEPOLIA"}}, http.StatusCreated)
 	s.complete(w.ChallengeID, map[string]any{"pin": browserPIN})
 	s.api.waitFlow(w.ID, flow.StatusCompleted, 30*time.Second)
 }
@@ -106,7 +105,7 @@ func TestBrowser_WrongPINShowsAttemptsRemaining(t *testing.T) {
 	app := newAppServer(t)
 
 	cust := s.onboard("user-browser-wrong-pin")
-	f := startNext(s, cust.ID, flow.KindUpdatePIN, map[string]any{"redirectUrl": app.doneURL()})
+	f, _ := s.api.start(cust.ID, flow.KindUpdatePIN, map[string]any{"redirectUrl": app.doneURL()}, http.StatusCreated)
 
 	b.open(f.GatewayURL, http.StatusOK)
 	mustEqual(t, "page heading", b.text("h1"), "Change your PIN")
@@ -156,7 +155,7 @@ func TestBrowser_WrongPINShowsAttemptsRemaining(t *testing.T) {
 		t.Fatalf("after update_pin on the Gateway: got %+v, want pinUpdatedAt set and not locked out", sec)
 	}
 	// The new PIN typed in the browser is the customer's PIN now.
-	w := startNext(s, cust.ID, flow.KindCreateWallets, map[string]any{"blockchains": []string{"SOL-DEVNET"}})
+	w, _ := s.api.start(cust.ID, flow.KindCreateWallets, map[string]any{"blockchains": []string{"SOL-DEVNET"}}, http.StatusCreated)
 	s.complete(w.ChallengeID, map[string]any{"pin": browserNewPIN})
 	s.api.waitFlow(w.ID, flow.StatusCompleted, 30*time.Second)
 }
@@ -170,7 +169,7 @@ func TestBrowser_ExportDownloadsCSV(t *testing.T) {
 	app := newAppServer(t)
 
 	cust := s.onboard("user-browser-export")
-	w := startNext(s, cust.ID, flow.KindCreateWallets, map[string]any{"blockchains": []string{"ETH-SEPOLIA", "SOL-DEVNET"}})
+	w, _ := s.api.start(cust.ID, flow.KindCreateWallets, map[string]any{"blockchains": []string{"ETH-SEPOLIA", "SOL-DEVNET"}}, http.StatusCreated)
 	s.complete(w.ChallengeID, map[string]any{"pin": testPIN})
 	s.api.waitFlow(w.ID, flow.StatusCompleted, 30*time.Second)
 
@@ -184,7 +183,7 @@ func TestBrowser_ExportDownloadsCSV(t *testing.T) {
 		t.Fatalf("wallets: got %d, want 2 (ETH-SEPOLIA and SOL-DEVNET)", len(wallets))
 	}
 
-	f := startNext(s, cust.ID, flow.KindExportPrivateKeys, map[string]any{"redirectUrl": app.doneURL()})
+	f, _ := s.api.start(cust.ID, flow.KindExportPrivateKeys, map[string]any{"redirectUrl": app.doneURL()}, http.StatusCreated)
 	b.open(f.GatewayURL, http.StatusOK)
 	mustEqual(t, "page heading", b.text("h1"), "Export your private keys")
 	b.do("enter the PIN", chromedp.SendKeys(chromedp.ID("pin"), testPIN))
@@ -228,46 +227,6 @@ func TestBrowser_ExportDownloadsCSV(t *testing.T) {
 		t.Fatalf("after export on the Gateway: got %+v, want lastExportAt set", sec)
 	}
 	b.navigateTo(app, f.ChallengeID, "click return to the app", chromedp.Click(chromedp.CSS(`a[href$="/return"]`)))
-}
-
-// startNext starts a flow of kind just after the customer's previous flow
-// completed, and expects 201.
-//
-// A flow is recorded completed in the store (GET /v1/flows/{id} says so,
-// and the customer's activeFlow is null) before its customer workflow
-// frees the customer's slot, so for a moment a start is refused with
-// flow_in_progress naming that completed flow. startNext retries that
-// refusal alone, for at most 10 s; anything else fails the test.
-func startNext(s *stack, customerID string, kind flow.Kind, body map[string]any) flow.Flow {
-	s.t.Helper()
-	if _, ok := body["redirectUrl"]; !ok {
-		body["redirectUrl"] = testRedirect
-	}
-	start := time.Now()
-	deadline := start.Add(10 * time.Second)
-	for refused := 0; ; refused++ {
-		r := s.api.do(http.MethodPost, "/v1/customers/"+customerID+"/"+kind.Route(), body)
-		if r.Status == http.StatusCreated {
-			if refused > 0 {
-				s.t.Logf("start %s: refused %d times (%s) with flow_in_progress for a completed flow", kind, refused, time.Since(start).Round(time.Millisecond))
-			}
-			var f flow.Flow
-			r.decode(s.t, &f)
-			return f
-		}
-		var e struct {
-			Error struct {
-				Code         string `json:"code"`
-				ActiveFlowID string `json:"activeFlowId"`
-			} `json:"error"`
-		}
-		_ = json.Unmarshal(r.Body, &e)
-		if r.Status != http.StatusConflict || e.Error.Code != "flow_in_progress" || e.Error.ActiveFlowID == "" ||
-			!s.api.flow(e.Error.ActiveFlowID).Status.Terminal() || time.Now().After(deadline) {
-			s.t.Fatalf("start %s: got %d %s, want 201", kind, r.Status, r.Body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // browserSession is one headless Chromium tab.
