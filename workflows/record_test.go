@@ -4,6 +4,7 @@ package workflows
 
 import (
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,7 +25,8 @@ import (
 
 // TestRecordHistories runs every workflow type on a real in-memory Temporal
 // server with fake activities and writes one history per type to
-// testdata/<Type>.json, for TestReplay_RecordedHistories. Each flow kind
+// testdata/<Type>.<label>.json (-label, e.g. v2 after a workflow.GetVersion
+// change; older recordings stay), for TestReplay_RecordedHistories. Each flow kind
 // takes a different path through the loop:
 //
 //	initialize           verified, told by webhook (its customer gets a lockout event too)
@@ -33,7 +35,12 @@ import (
 //	reset_pin            cancelled
 //	export_private_keys  expired (a 3 s challenge)
 //	create_wallets       create-challenge retried once, then verified by webhook
+var recordLabel = flag.String("label", "", "recording label, e.g. v2: histories go to testdata/<Type>.<label>.json")
+
 func TestRecordHistories(t *testing.T) {
+	if *recordLabel == "" {
+		t.Fatal("-label is required: go test -tags record -run TestRecordHistories ./workflows -args -label v2")
+	}
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
 	acts := &recordingActivities{statuses: map[string]string{}}
@@ -83,7 +90,7 @@ func TestRecordHistories(t *testing.T) {
 		if err != nil {
 			t.Fatalf("marshal history of %s: %v", workflowID, err)
 		}
-		path := filepath.Join("testdata", name+".json")
+		path := filepath.Join("testdata", name+"."+*recordLabel+".json")
 		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 			t.Fatal(err)
 		}
