@@ -407,6 +407,11 @@ func devDynamicConfig() dynamicconfig.StaticClient {
 		// The UI lists and counts workflows often; the default 10 rps per
 		// namespace makes it fail with "namespace rate limit exceeded".
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// One partition per task queue, as the Temporal CLI's dev server
+		// does: one process has no load to spread, and with the default
+		// four a task can land on a partition no poller waits on.
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 	}
 }
 
