@@ -37,6 +37,7 @@ type fakeActivities struct {
 	getErr          func(now time.Time) error // GetChallenge's error at a time
 	syncErr         func(call int) error      // SyncCustomer's error on call n
 	syncResult      func(call int) flow.SyncCustomerResult
+	onSync          func(call int) // runs inside SyncCustomer, e.g. to signal meanwhile
 	preflight       func(flow.PreflightInput) (flow.PreflightResult, error)
 	// observed
 	creates    []flow.CreateChallengeInput
@@ -141,6 +142,9 @@ func (f *fakeActivities) SyncCustomer(_ context.Context, in flow.SyncCustomerInp
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.syncCalls++
+	if f.onSync != nil {
+		f.onSync(f.syncCalls)
+	}
 	if f.syncErr != nil {
 		if err := f.syncErr(f.syncCalls); err != nil {
 			return flow.SyncCustomerResult{}, err
@@ -208,10 +212,14 @@ func registerWorkflows(r interface {
 
 // newEnv returns a test environment with every workflow and the fakes
 // registered, starting at t0.
-func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeActivities) {
+// A logger, when given, receives the SDK's logs instead of quietLogger.
+func newEnv(t *testing.T, logger ...log.Logger) (*testsuite.TestWorkflowEnvironment, *fakeActivities) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(quietLogger())
+	if len(logger) > 0 {
+		s.SetLogger(logger[0])
+	}
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	env.SetTestTimeout(30 * time.Second)

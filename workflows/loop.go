@@ -99,6 +99,16 @@ func runFlow(ctx workflow.Context, def definition, in flow.FlowInput) (flow.Flow
 	if err := workflow.Await(r.ctx, func() bool { return workflow.AllHandlersFinished(r.ctx) }); err != nil {
 		return r.f, err
 	}
+	// Webhooks that arrive after the end (duplicates, customer events
+	// naming this challenge) change nothing: take them so none is left
+	// unhandled.
+	late := 0
+	for r.events.ReceiveAsync(nil) {
+		late++
+	}
+	if late > 0 {
+		r.logger.Debug("Ignored challenge events that came after the end.", "count", late)
+	}
 	return r.f, nil
 }
 

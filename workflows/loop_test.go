@@ -1,7 +1,9 @@
 package workflows
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -74,8 +77,8 @@ type flowTest struct {
 	in     flow.FlowInput
 }
 
-func newFlowTest(t *testing.T, kind flow.Kind) *flowTest {
-	env, f := newEnv(t)
+func newFlowTest(t *testing.T, kind flow.Kind, logger ...log.Logger) *flowTest {
+	env, f := newEnv(t, logger...)
 	ft := &flowTest{t: t, env: env, fakes: f, events: &notified{}}
 	ft.parent = &parentSignals{records: func() int {
 		f.mu.Lock()
@@ -614,4 +617,43 @@ func TestFlow_WorkflowCancelledByOperator(t *testing.T) {
 	wantEqual(t, "recorded", ft.fakes.recordedStatuses(), []flow.Status{flow.StatusStarting, flow.StatusAwaitingUser, flow.StatusCancelled})
 	wantEqual(t, "parent signals", ft.parent.statuses(), []flow.Status{flow.StatusAwaitingUser, flow.StatusCancelled})
 	wantEqual(t, "events", ft.events.types(), []flow.EventType{flow.EventFlowCancelled})
+}
+
+// A webhook that arrives while the flow is ending is taken, not left
+// unhandled (which the SDK warns about and which loses it silently).
+func TestFlow_LateSignalIsTaken(t *testing.T) {
+	logs := &syncBuffer{}
+	ft := newFlowTest(t, flow.KindUpdatePIN, log.NewStructuredLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	ft.statusAt(30*time.Second, "verified")
+	ft.signal(30*time.Second, ft.challengeID(), "wh-1")
+	ft.fakes.onSync = func(int) {
+		// SyncCustomer runs as the flow ends: a duplicate webhook lands now.
+		ft.env.SignalWorkflow(flow.SignalChallengeEvent, flow.ChallengeEvent{
+			ChallengeID: ft.challengeID(), Event: "customer.pin_updated", WebhookID: "wh-2", Received: at(30 * time.Second),
+		})
+	}
+	got := ft.run()
+
+	wantStatus(t, got, flow.StatusCompleted, "")
+	if strings.Contains(logs.String(), "unhandled signals") {
+		t.Fatalf("the flow ended with a signal unhandled:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the SDK's logging goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
