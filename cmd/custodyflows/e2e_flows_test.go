@@ -345,3 +345,23 @@ func asHelperError(err error, target **sandbox.HelperError) bool {
 	}
 	return ok
 }
+
+// While Planbok keeps failing, a start answers 502 planbok_unavailable with
+// Retry-After, and once it recovers the same start succeeds.
+func TestDev_PlanbokUnavailable(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+	cust := s.api.createCustomer("Unlucky", "user-planbok-down")
+	if err := s.helper.SetFaults(ctx, sandbox.Faults{APIErrorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, r := s.api.start(cust.ID, flow.KindInitialize, nil, http.StatusBadGateway)
+	mustEqual(t, "code", r.errorCode(), "planbok_unavailable")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("502 without Retry-After")
+	}
+	if err := s.helper.SetFaults(ctx, sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	s.api.start(cust.ID, flow.KindInitialize, nil, http.StatusCreated)
+}
