@@ -537,21 +537,3 @@ func (a *appServer) waitHit(after int, limit time.Duration) url.Values {
 	a.t.Fatalf("the app's %s was not requested within %s", a.doneURL(), limit)
 	return nil
 }
-
-// lockedBuffer collects Chromium's output, written from another goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}

@@ -347,3 +347,22 @@ func fmtTime(p *time.Time) string {
 	}
 	return fmt.Sprint(p.UTC())
 }
+
+// lockedBuffer collects output written from other goroutines (logs,
+// Chromium).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

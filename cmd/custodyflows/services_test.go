@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custodyflows/custodyflows/devstack"
+	"github.com/custodyflows/custodyflows/flow"
+	"github.com/custodyflows/custodyflows/sandbox"
+	"github.com/custodyflows/custodyflows/sandbox/keys"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The production shape: `custodyflows api` and `custodyflows worker` as
+// separate commands, configured by environment, against a Temporal server
+// and Planbok (here the sandbox). A flow goes from start to completed; the
+// API refuses redirects off its allow-list; both stop cleanly; no secret
+// reaches their logs.
+func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
+	const (
+		planbokKey    = "pbk-live-4f9c2d0e7a"
+		webhookSecret = "whsec-intake-8b1e5c"
+		apiKeyOld     = "app-key-old-71d3"
+		apiKeyNew     = "app-key-new-c0a9"
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+
+	temporal, err := devstack.Start(ctx, devstack.Config{DataDir: dir + "/temporal", LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer temporal.Stop()
+
+	apiAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandboxURL := "http://" + ln.Addr().String()
+	sb, err := sandbox.New(sandbox.Options{
+		APIKey: planbokKey, BaseURL: sandboxURL, KDF: keys.LightParams,
+		WebhookURL: "http://" + apiAddr + "/v1/webhooks/planbok", WebhookSecret: []byte(webhookSecret),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbServer := &httptest.Server{Listener: ln, Config: &http.Server{Handler: sb}}
+	sbServer.Start()
+	defer sb.Close()
+	defer sbServer.Close()
+
+	payloadKey := make([]byte, 32)
+	rand.Read(payloadKey)
+	payloadKeys := "k1:" + base64.StdEncoding.EncodeToString(payloadKey)
+	environment := map[string]string{
+		"CUSTODYFLOWS_TEMPORAL_ADDRESS": temporal.FrontendAddress(),
+		"CUSTODYFLOWS_DB":               dir + "/app.db",
+		"CUSTODYFLOWS_PLANBOK_URL":      sandboxURL,
+		"CUSTODYFLOWS_PLANBOK_API_KEY":  planbokKey,
+		"CUSTODYFLOWS_PAYLOAD_KEYS":     payloadKeys,
+		"CUSTODYFLOWS_WEBHOOK_SECRETS":  webhookSecret,
+		"CUSTODYFLOWS_API_KEYS":         apiKeyOld + "," + apiKeyNew,
+		"CUSTODYFLOWS_LOG_LEVEL":        "debug",
+	}
+	var logs lockedBuffer
+	done := make(chan error, 2)
+	go func() {
+		done <- run(ctx, []string{"worker", "--metrics-addr", metricsAddr}, io.Discard, &logs, lookupFrom(environment))
+	}()
+	go func() {
+		done <- run(ctx, []string{"api", "--http-addr", apiAddr, "--allowed-redirect-hosts", "app.example.com"}, io.Discard, &logs, lookupFrom(environment))
+	}()
+	if err := waitReady(ctx, "http://"+apiAddr+"/readyz", 60*time.Second); err != nil {
+		t.Fatalf("api: %v\n%s", err, logs.String())
+	}
+
+	api := &apiClient{t: t, base: "http://" + apiAddr, key: apiKeyNew}
+	cust := api.createCustomer("Split Deploy", "user-split")
+	_, r := api.start(cust.ID, flow.KindInitialize, nil, http.StatusBadRequest) // testRedirect is http://localhost
+	mustEqual(t, "localhost redirect outside dev", r.errorCode(), "invalid_redirect_url")
+	api.key = apiKeyOld // both keys are valid while rotating
+	f, _ := api.start(cust.ID, flow.KindInitialize, map[string]any{"redirectUrl": "https://app.example.com/done"}, http.StatusCreated)
+	helper := sandbox.NewHelperClient(sandboxURL, planbokKey, nil)
+	if _, err := helper.Complete(ctx, f.ChallengeID, map[string]any{"pin": testPIN, "recovery": securityQuestions(testAnswers...)}); err != nil {
+		t.Fatal(err)
+	}
+	api.waitFlow(f.ID, flow.StatusCompleted, 30*time.Second)
+	if sec := api.customer(cust.ID).Security; !sec.HasPIN || !sec.HasRecovery {
+		t.Fatalf("security after initialize: got %+v", sec)
+	}
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	metrics.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(metrics.String(), "temporal_workflow_completed") {
+		t.Fatal("worker /metrics has no Temporal SDK metrics")
+	}
+
+	cancel()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("command stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a command did not stop within 30s of cancellation")
+		}
+	}
+	for _, secret := range []string{planbokKey, webhookSecret, apiKeyOld, apiKeyNew, base64.StdEncoding.EncodeToString(payloadKey)} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a secret reached the logs: %q", secret)
+		}
+	}
+	if !strings.Contains(logs.String(), "worker started") {
+		t.Fatalf("no worker log lines captured:\n%s", logs.String())
+	}
+}
