@@ -412,6 +412,15 @@ func devDynamicConfig() dynamicconfig.StaticClient {
 		// four a task can land on a partition no poller waits on.
 		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
 		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
+		// Workflow tasks, child starts and external signals reach matching
+		// and the other workflow through the history transfer queue. Its
+		// reader is rate limited per shard (default 20 reads/s, burst 20),
+		// and with our single shard one flow needs ~25 reads, each only
+		// possible after the previous task ran: once the burst is spent
+		// every hop waits ~50 ms for a token, which took a flow start from
+		// ~50 to ~450 ms. Reads are triggered by new tasks, not by a timer,
+		// so a higher cap costs nothing while idle.
+		dynamicconfig.TransferProcessorMaxPollRPS.Key(): 1000,
 	}
 }
 
