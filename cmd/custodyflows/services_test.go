@@ -109,15 +109,24 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		t.Fatalf("security after initialize: got %+v", sec)
 	}
 
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The flow's workflow finishes (audit, notify) just after the API shows
+	// it completed, and SDK metrics are reported on an interval: poll.
 	var metrics bytes.Buffer
-	metrics.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(metrics.String(), "temporal_workflow_completed") {
-		t.Fatal("worker /metrics has no Temporal SDK metrics")
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics.Reset()
+		metrics.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(metrics.String(), "temporal_workflow_completed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("worker /metrics has no temporal_workflow_completed within 20s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	cancel()
