@@ -650,6 +650,27 @@ func TestStart_RateLimited(t *testing.T) {
 	}
 }
 
+// Only starts that create a flow count against the quota: answering with
+// the active flow again, or refusing, gives the start back.
+func TestStart_QuotaCountsOnlyCreatedFlows(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.StartQuota, c.StartBurst = 1.0/3600, 1 })
+	existing := testFlow(customerA, flow.KindUpdatePIN, flow.StatusAwaitingUser)
+	answer := flow.StartResult{Flow: existing}
+	e.tc.start = func(flow.StartRequest) (flow.StartResult, error) { return answer, nil }
+	for i := range 3 {
+		if rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody); rec.Code != http.StatusOK {
+			t.Fatalf("same kind while active, try %d: got %d %s, want 200", i, rec.Code, rec.Body.String())
+		}
+	}
+	answer = flow.StartResult{Refusal: flow.Errorf(flow.CodeFlowInProgress, "busy"), ActiveFlowID: existing.ID}
+	wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerA+"/export-private-keys", okBody), http.StatusConflict, flow.CodeFlowInProgress)
+	answer = flow.StartResult{Flow: existing, Created: true}
+	if rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody); rec.Code != http.StatusCreated {
+		t.Fatalf("first creating start: got %d, want 201", rec.Code)
+	}
+	wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody), http.StatusTooManyRequests, flow.CodeRateLimited)
+}
+
 func TestQuota_EvictsIdleLimiters(t *testing.T) {
 	q := newQuota(1, 1) // refills in 1 s
 	now := testNow

@@ -37,9 +37,11 @@ func newQuota(limit rate.Limit, burst int) *quota {
 
 // take takes one start from customerID's bucket at now. When the bucket is
 // empty it takes nothing and returns how long until a start is allowed.
-func (q *quota) take(customerID string, now time.Time) (ok bool, retryAfter time.Duration) {
+// refund gives the start back when it created nothing (the active flow
+// answered again, a refusal): only new flows count against the quota.
+func (q *quota) take(customerID string, now time.Time) (refund func(), ok bool, retryAfter time.Duration) {
 	if q.limit == rate.Inf {
-		return true, 0
+		return func() {}, true, 0
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -52,13 +54,14 @@ func (q *quota) take(customerID string, now time.Time) (ok bool, retryAfter time
 	e.lastUsed = now
 	r := e.lim.ReserveN(now, 1)
 	if !r.OK() {
-		return false, time.Hour
+		return nil, false, time.Hour
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now) // give the token back: this start is refused
-		return false, d
+		return nil, false, d
 	}
-	return true, 0
+	// Cancelling at the reservation's own time restores its token.
+	return func() { r.CancelAt(now) }, true, 0
 }
 
 // sweep drops limiters that have refilled completely. Callers hold q.mu.

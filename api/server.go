@@ -13,10 +13,11 @@
 //     id is 404 customer_not_found without asking Planbok.
 //   - POST /v1/customers sends Planbok an idempotency key derived from name
 //     and refId, so a retried create returns the same customer (201).
-//   - The per-customer start quota counts start attempts that reach the
-//     customer workflow: after the customer check and idempotency replay
-//     (replays are free), before Update-with-Start. A refused attempt
-//     (429) costs nothing.
+//   - The per-customer start quota counts flows created: a token is taken
+//     after the customer check and idempotency replay (replays are free),
+//     before Update-with-Start, and given back unless the start created a
+//     flow (the active flow again, a refusal, Temporal down). A refused
+//     attempt (429) costs nothing.
 //   - RequestHash = sha256 of {kind, customerId, redirectUrl, sorted
 //     blockchains}; the idempotency key itself is not part of it.
 //   - redirectUrl: absolute https (dev: http or https on localhost and

@@ -198,13 +198,17 @@ func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
 			}
 		}
 
-		if ok, wait := s.quota.take(customerID, s.now()); !ok {
+		refund, ok, wait := s.quota.take(customerID, s.now())
+		if !ok {
 			fail(&apiError{code: flow.CodeRateLimited, message: "Too many flow starts for this customer; try again later.",
 				retryAfter: retryAfterSeconds(wait)})
 			return
 		}
 
 		res, err := s.updateWithStart(c, in, hash)
+		if err != nil || !res.Created {
+			refund()
+		}
 		if err != nil {
 			fail(temporalError(err))
 			return

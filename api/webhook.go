@@ -84,9 +84,14 @@ func (s *Server) webhook(c *gin.Context) {
 		s.renderError(c, newError(flow.CodeInvalidRequest, "The webhook has neither an idempotencyKey nor an X-Webhook-Id."))
 		return
 	}
-	if len(key) > maxWebhookField || len(webhookID) > maxWebhookField || !printable(key) {
+	if len(key) > maxWebhookField || !printable(key) {
 		s.renderError(c, newError(flow.CodeInvalidRequest, "The webhook's idempotencyKey or X-Webhook-Id is malformed."))
 		return
+	}
+	if len(webhookID) > maxWebhookField || !printable(webhookID) {
+		// The header is not signed and only a fallback key: an odd one is
+		// not kept, and does not cost a verified event.
+		webhookID = ""
 	}
 
 	// The record and the routing must not die with Planbok's connection.

@@ -66,6 +66,18 @@ func TestWebhook_DedupeByHeaderWhenNoKey(t *testing.T) {
 	wantError(t, rec, 400, flow.CodeInvalidRequest)
 }
 
+// The X-Webhook-Id header is not signed: an oversized one next to a valid
+// idempotencyKey does not cost the verified event.
+func TestWebhook_OddHeaderIDWithBodyKey(t *testing.T) {
+	e := newEnv(t)
+	body := `{"event":"customer.locked_out","idempotencyKey":"evt-odd","data":{"customerId":"` + customerA + `"}}`
+	rec := e.webhook(body, testSecret, strings.Repeat("x", 300))
+	checkAck(t, rec.Code, rec.Body.String(), false)
+	// Without a body key, that header is the key, and it is refused.
+	rec = e.webhook(`{"event":"customer.locked_out","data":{}}`, testSecret, strings.Repeat("x", 300))
+	wantError(t, rec, 400, flow.CodeInvalidRequest)
+}
+
 func TestWebhook_CustomerEventSignalsWithStart(t *testing.T) {
 	e := newEnv(t)
 	body := `{"event":"customer.locked_out","timestamp":"2026-03-04T10:00:00Z","idempotencyKey":"evt-2","data":{"customerId":"` + customerA + `"}}`

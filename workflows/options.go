@@ -35,12 +35,19 @@ func finalCodes() []string {
 	return out
 }
 
+// PlanbokCallLimit bounds Preflight and CreateChallenge, all attempts
+// included. A start waits for both, one after the other, so twice this must
+// stay within the API's request timeout: a Planbok that fails or hangs then
+// becomes planbok_unavailable (502), never a timed-out request (503).
+const PlanbokCallLimit = 12 * time.Second
+
 // planbokOptions is for Preflight and CreateChallenge, which an API caller
-// waits for: five attempts over about 8 s of backoff (0.5, 1, 2, 4 s), so a
-// Planbok outage turns into planbok_unavailable (502) within about 15 s.
+// waits for: up to five attempts of 5 s with 0.5, 1, 2, 4 s of backoff,
+// within PlanbokCallLimit.
 func planbokOptions() workflow.ActivityOptions {
 	return workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
+		StartToCloseTimeout:    5 * time.Second,
+		ScheduleToCloseTimeout: PlanbokCallLimit,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        500 * time.Millisecond,
 			BackoffCoefficient:     2,

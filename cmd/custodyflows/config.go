@@ -65,7 +65,8 @@ func (p planbokConfig) validate() error {
 func absoluteURL(name, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--%s must be an absolute http(s) URL, got %q", name, s)
+		// The value is not echoed: URLs may carry tokens.
+		return fmt.Errorf("--%s must be an absolute http(s) URL", name)
 	}
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/custodyflows/custodyflows/api"
+	"github.com/custodyflows/custodyflows/workflows"
 )
 
 func lookupFrom(m map[string]string) func(string) (string, bool) {
@@ -120,5 +123,33 @@ func TestMigrate_Twice(t *testing.T) {
 		if !strings.Contains(out.String(), "up to date") {
 			t.Fatalf("migrate output: got %q", out.String())
 		}
+	}
+}
+
+// dev with --notify-url alone signs with its known default secret, which
+// the worker's notifier accepts.
+func TestParseDevConfig_NotifyURLAlone(t *testing.T) {
+	c, err := parseDevConfig([]string{"--notify-url", "http://localhost:9999/hooks"}, env{stderr: &bytes.Buffer{}, lookup: lookupFrom(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newActivities(nil, nil, c.Notify, nil); err != nil {
+		t.Fatalf("notifier with the dev default secret: %v", err)
+	}
+}
+
+func TestAbsoluteURL_DoesNotEchoTheValue(t *testing.T) {
+	err := absoluteURL("notify-url", "ftp://hooks.example.com/?token=s3cr3t")
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("got %v, want an error without the URL", err)
+	}
+}
+
+// A start waits for Preflight and CreateChallenge in turn: both, retries
+// included, must fit in the API's request timeout, so a hanging Planbok
+// answers 502 planbok_unavailable rather than 503.
+func TestTimeouts_PlanbokCallsFitInAStartRequest(t *testing.T) {
+	if 2*workflows.PlanbokCallLimit >= api.DefaultRequestTimeout {
+		t.Fatalf("2 × %s of Planbok calls does not fit in the API's %s", workflows.PlanbokCallLimit, api.DefaultRequestTimeout)
 	}
 }

@@ -72,8 +72,17 @@ func parseDevConfig(args []string, e env) (devConfig, error) {
 	if err := parseFlags(fs, args, e.lookup); err != nil {
 		return c, err
 	}
+	if c.Notify.URL != "" && c.Notify.Secret.value == "" {
+		// Like the other dev-* defaults: a known secret, printed in the
+		// banner, so `--notify-url` alone works on a laptop.
+		c.Notify.Secret.value = devNotifySecret
+	}
 	return c, c.validate()
 }
+
+// devNotifySecret signs events to --notify-url in dev unless
+// --notify-secret is given ("dev-notify-secret-for-local-use").
+const devNotifySecret = "whsec_ZGV2LW5vdGlmeS1zZWNyZXQtZm9yLWxvY2FsLXVzZQ=="
 
 func (c devConfig) validate() error {
 	var errs []error
@@ -102,7 +111,7 @@ func (c devConfig) validate() error {
 	if c.SandboxKDF != "default" && c.SandboxKDF != "light" {
 		errs = append(errs, fmt.Errorf("--sandbox-kdf must be default or light, got %q", c.SandboxKDF))
 	}
-	if err := c.Notify.validate(false); err != nil {
+	if err := c.Notify.validate(true); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -330,6 +339,9 @@ func (m *Main) printBanner() {
 
 Try: curl -s -H 'Authorization: Bearer %s' -d '{"name":"Ada","refId":"user-1"}' %s/v1/customers
 `, m.APIURL, m.cfg.APIKey, m.SandboxURL, ui, m.TemporalURL, m.cfg.Namespace, m.cfg.DataDir, m.cfg.APIKey, m.APIURL)
+	if m.cfg.Notify.URL != "" && m.cfg.Notify.Secret.value == devNotifySecret {
+		fmt.Fprintf(m.stdout, "\nEvents for the app go to %s, signed with %s\n", m.cfg.Notify.URL, devNotifySecret)
+	}
 }
 
 // Close stops everything Run started, in reverse order: no new requests,
