@@ -102,15 +102,36 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	// The writer connects first so that the file exists and is in WAL mode
 	// before any read-only connection opens it.
-	if err := s.w.PingContext(ctx); err != nil {
+	if err := whileLocked(ctx, func() error { return s.w.PingContext(ctx) }); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if err := s.Migrate(ctx); err != nil {
+	if err := whileLocked(ctx, func() error { return s.Migrate(ctx) }); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// whileLocked runs step again while SQLite answers busy or locked, for up to
+// BusyTimeout. Opening a fresh file that another process (api and worker
+// start together) is switching to WAL at that moment fails at once: SQLite
+// returns SQLITE_BUSY there without calling the busy handler, to avoid a
+// deadlock. Only opening needs this; statements wait through busy_timeout.
+func whileLocked(ctx context.Context, step func() error) error {
+	deadline := time.Now().Add(BusyTimeout)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := step()
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // keepOne limits db to a single connection that is never closed for
