@@ -39,8 +39,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -106,37 +104,24 @@ type Server struct {
 	temporal Temporal
 	logger   *slog.Logger
 	now      func() time.Time
-	keys     []apiKey
+	keys     *KeyRing
 	redirect redirectPolicy
 	quota    *quota
 	metrics  *httpMetrics
 	engine   *gin.Engine
 }
 
-// apiKey is an accepted bearer key, kept only as its SHA-256 and a short
-// non-secret id for the audit log.
-type apiKey struct {
-	hash [sha256.Size]byte
-	id   string
-}
-
 // New returns a Server. It refuses a config without API keys or without
 // dependencies.
 func New(cfg Config, st Store, pb Planbok, tc Temporal) (*Server, error) {
-	if len(cfg.APIKeys) == 0 {
-		return nil, errors.New("api: at least one API key is required")
+	keys, err := NewKeyRing(cfg.APIKeys)
+	if err != nil {
+		return nil, err
 	}
 	if st == nil || pb == nil || tc == nil {
 		return nil, errors.New("api: store, Planbok and Temporal clients are required")
 	}
-	s := &Server{cfg: cfg, store: st, planbok: pb, temporal: tc, logger: cfg.Logger, now: cfg.Clock}
-	for _, k := range cfg.APIKeys {
-		if k == "" {
-			return nil, errors.New("api: empty API key")
-		}
-		h := sha256.Sum256([]byte(k))
-		s.keys = append(s.keys, apiKey{hash: h, id: "key:" + hex.EncodeToString(h[:])[:8]})
-	}
+	s := &Server{cfg: cfg, keys: keys, store: st, planbok: pb, temporal: tc, logger: cfg.Logger, now: cfg.Clock}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -158,7 +143,6 @@ func New(cfg Config, st Store, pb Planbok, tc Temporal) (*Server, error) {
 	if s.cfg.Registry == nil {
 		s.cfg.Registry = prometheus.NewRegistry()
 	}
-	var err error
 	if s.redirect, err = newRedirectPolicy(cfg.AllowedRedirectHosts, cfg.AllowLocalhostHTTP); err != nil {
 		return nil, err
 	}

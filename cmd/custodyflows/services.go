@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,6 +168,10 @@ func runAPI(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer c.close()
+	keys, err := api.NewKeyRing(cfg.APIKeys.values)
+	if err != nil {
+		return err
+	}
 	secrets := make([][]byte, len(cfg.WebhookSecrets.values))
 	for i, s := range cfg.WebhookSecrets.values {
 		secrets[i] = []byte(s)
@@ -186,7 +187,8 @@ func runAPI(ctx context.Context, args []string, e env) error {
 		StartBurst:           cfg.StartQuota,
 		Codec: codec.Handler(c.codec, codec.HandlerOptions{
 			AllowedOrigins: cfg.CodecOrigins,
-			Authorize:      bearerAuthorizer(cfg.APIKeys.values),
+			// It decrypts histories: the same keys as the API.
+			Authorize: keys.Authorize,
 		}),
 		Registry: c.registry,
 		Logger:   c.log,
@@ -200,27 +202,6 @@ func runAPI(ctx context.Context, args []string, e env) error {
 	}
 	c.log.Info("api listening", "addr", ln.Addr().String(), "temporal", cfg.Temporal.Address, "namespace", cfg.Temporal.Namespace)
 	return serveUntilDone(ctx, ln, server.Handler(), c.log)
-}
-
-// bearerAuthorizer admits requests carrying one of keys as a Bearer token
-// (the codec endpoint outside dev: it decrypts histories).
-func bearerAuthorizer(keys []string) func(*http.Request) bool {
-	sums := make([][32]byte, len(keys))
-	for i, k := range keys {
-		sums[i] = sha256.Sum256([]byte(k))
-	}
-	return func(r *http.Request) bool {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			return false
-		}
-		got := sha256.Sum256([]byte(token))
-		match := 0
-		for _, s := range sums {
-			match |= subtle.ConstantTimeCompare(got[:], s[:])
-		}
-		return match == 1
-	}
 }
 
 // workerConfig configures `custodyflows worker`.

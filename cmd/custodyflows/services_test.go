@@ -109,6 +109,24 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		t.Fatalf("security after initialize: got %+v", sec)
 	}
 
+	// The codec endpoint decrypts histories: outside dev it takes the API's
+	// keys, like every /v1 route.
+	for key, want := range map[string]int{"": http.StatusUnauthorized, "wrong-key": http.StatusUnauthorized, apiKeyNew: http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+"/codec/default/decode", strings.NewReader(`{"payloads":[]}`))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("codec decode with key %q: got %d, want %d", key, resp.StatusCode, want)
+		}
+	}
+
 	// The flow's workflow finishes (audit, notify) just after the API shows
 	// it completed, and SDK metrics are reported on an interval: poll.
 	var metrics bytes.Buffer
