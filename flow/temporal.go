@@ -30,6 +30,9 @@ const (
 	ActivitySyncCustomer    = "SyncCustomer"
 	ActivityRecordAudit     = "RecordAudit"
 	ActivityDeliverEvent    = "DeliverEvent"
+	// ActivityAwaitChallenge reads a challenge and fails (retryably) while
+	// it is pending, so its retry policy is the flow's poll schedule.
+	ActivityAwaitChallenge = "AwaitChallenge"
 )
 
 // Signal, query and update names: do not change.
@@ -58,6 +61,12 @@ const (
 // DefaultTaskQueue is the task queue workers poll unless configured
 // otherwise.
 const DefaultTaskQueue = "custodyflows"
+
+// PollTaskQueue is the task queue of the polls of flows running on
+// taskQueue. Polls have a queue of their own so that a server-enforced
+// rate limit caps them across every worker of the deployment, and they can
+// never take the Planbok budget starts need.
+func PollTaskQueue(taskQueue string) string { return taskQueue + "-polls" }
 
 // CustomerWorkflowID is the workflow id of the customer workflow that
 // serialises a customer's flows. One id per customer is what makes "one

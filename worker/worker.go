@@ -34,6 +34,14 @@ const (
 	// DefaultStopTimeout lets running activities (10-15 s timeouts)
 	// finish on Stop before their contexts are cancelled.
 	DefaultStopTimeout = 15 * time.Second
+	// DefaultPollsPerSecond caps challenge polls for the whole deployment
+	// (flow.PollTaskQueue): half of Planbok's 20 GET/s, so the reads a
+	// start needs (preflight, the API's customer reads) and the syncs after
+	// a completion always find room, however many flows wait. Polls beyond
+	// it wait in the queue: detection gets slower, starts do not.
+	DefaultPollsPerSecond = 10
+	// DefaultMaxConcurrentPolls bounds polls running at once in one worker.
+	DefaultMaxConcurrentPolls = 16
 )
 
 // Options configures New.
@@ -59,6 +67,10 @@ type Options struct {
 	// StopTimeout is how long Stop waits for running activities
 	// (DefaultStopTimeout when 0).
 	StopTimeout time.Duration
+	// PollsPerSecond caps challenge polls per second across every worker
+	// of the deployment, enforced by the server on the poll task queue
+	// (DefaultPollsPerSecond when 0). Workers of one deployment must agree.
+	PollsPerSecond float64
 }
 
 // registration is one activity method with its registered name.
@@ -78,11 +90,17 @@ func activityRegistrations(a *activities.Activities) []registration {
 		{flow.ActivitySyncCustomer, a.SyncCustomer},
 		{flow.ActivityRecordAudit, a.RecordAudit},
 		{flow.ActivityDeliverEvent, a.DeliverEvent},
+		{flow.ActivityAwaitChallenge, a.AwaitChallenge},
 	}
 }
 
+// pollRegistrations lists the activities of the poll task queue.
+func pollRegistrations(a *activities.Activities) []registration {
+	return []registration{{flow.ActivityAwaitChallenge, a.AwaitChallenge}}
+}
+
 // Names returns the registered workflow and activity type names, in
-// registration order.
+// registration order. MessageNames lists signals, queries and updates.
 func Names() (workflowNames, activityNames []string) {
 	for _, r := range workflows.All() {
 		workflowNames = append(workflowNames, r.Name)
@@ -93,11 +111,24 @@ func Names() (workflowNames, activityNames []string) {
 	return workflowNames, activityNames
 }
 
+// MessageNames returns the signal, query and update names the workflows
+// handle: like type names, they are part of the history contract.
+func MessageNames() (signals, queries, updates []string) {
+	signals = []string{flow.SignalChallengeEvent, flow.SignalCustomerEvent, flow.SignalFlowChanged}
+	queries = []string{flow.QueryFlow, flow.QueryActiveFlow}
+	updates = []string{flow.UpdateStartFlow, flow.UpdateCancel}
+	return signals, queries, updates
+}
+
 // New returns a worker (not started) polling opts.TaskQueue with every
 // workflow of workflows.All and every activity registered under its fixed
 // name, with registration aliasing disabled so that nothing is ever
 // reachable under a Go function name. The caller starts it (Start or Run)
 // and stops it gracefully with Stop.
+//
+// The returned worker also polls flow.PollTaskQueue(opts.TaskQueue), where
+// flows run their challenge polls (AwaitChallenge) under the server-enforced
+// opts.PollsPerSecond; Start, Run and Stop act on both.
 func New(c client.Client, opts Options) (sdkworker.Worker, error) {
 	if c == nil {
 		return nil, errors.New("worker: nil client")
@@ -116,7 +147,67 @@ func New(c client.Client, opts Options) (sdkworker.Worker, error) {
 	if err := register(w, workflows.All(), activityRegistrations(opts.Activities)); err != nil {
 		return nil, err
 	}
-	return w, nil
+	polls := sdkworker.New(c, flow.PollTaskQueue(opts.TaskQueue), pollWorkerOptions(opts, logger))
+	if err := register(polls, nil, pollRegistrations(opts.Activities)); err != nil {
+		return nil, err
+	}
+	return &pair{Worker: w, polls: polls}, nil
+}
+
+// pair is the main worker with the poll queue's worker: registration goes
+// to the main one, Start, Run and Stop to both.
+type pair struct {
+	sdkworker.Worker
+	polls sdkworker.Worker
+}
+
+func (p *pair) Start() error {
+	if err := p.polls.Start(); err != nil {
+		return err
+	}
+	if err := p.Worker.Start(); err != nil {
+		p.polls.Stop()
+		return err
+	}
+	return nil
+}
+
+func (p *pair) Run(interruptCh <-chan any) error {
+	if err := p.Start(); err != nil {
+		return err
+	}
+	<-interruptCh
+	p.Stop()
+	return nil
+}
+
+func (p *pair) Stop() {
+	p.Worker.Stop()
+	p.polls.Stop()
+}
+
+func pollWorkerOptions(opts Options, logger *slog.Logger) sdkworker.Options {
+	rate := opts.PollsPerSecond
+	if rate <= 0 {
+		rate = DefaultPollsPerSecond
+	}
+	return sdkworker.Options{
+		MaxConcurrentActivityExecutionSize: DefaultMaxConcurrentPolls,
+		TaskQueueActivitiesPerSecond:       rate,
+		WorkerStopTimeout:                  orDuration(opts.StopTimeout, DefaultStopTimeout),
+		DisableWorkflowWorker:              true,
+		DisableRegistrationAliasing:        true,
+		OnFatalError: func(err error) {
+			logger.Error("temporal poll worker stopped on a fatal error", "taskQueue", flow.PollTaskQueue(opts.TaskQueue), "err", err)
+		},
+	}
+}
+
+func orDuration(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 func workerOptions(opts Options, logger *slog.Logger) sdkworker.Options {

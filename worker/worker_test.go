@@ -37,6 +37,16 @@ func namesText() string {
 	for _, n := range acts {
 		b.WriteString("activity " + n + "\n")
 	}
+	signals, queries, updates := MessageNames()
+	for _, n := range signals {
+		b.WriteString("signal " + n + "\n")
+	}
+	for _, n := range queries {
+		b.WriteString("query " + n + "\n")
+	}
+	for _, n := range updates {
+		b.WriteString("update " + n + "\n")
+	}
 	return b.String()
 }
 
@@ -67,7 +77,7 @@ func TestNames_CoverFlowConstants(t *testing.T) {
 	}
 	wantActivities := []string{
 		flow.ActivityPreflight, flow.ActivityCreateChallenge, flow.ActivityGetChallenge, flow.ActivityRecordFlow,
-		flow.ActivitySyncCustomer, flow.ActivityRecordAudit, flow.ActivityDeliverEvent,
+		flow.ActivitySyncCustomer, flow.ActivityRecordAudit, flow.ActivityDeliverEvent, flow.ActivityAwaitChallenge,
 	}
 	for _, tt := range []struct {
 		what      string
@@ -94,6 +104,22 @@ func TestNames_CoverFlowConstants(t *testing.T) {
 		if !found {
 			t.Errorf("kind %s: workflow %q is not registered", k, k.WorkflowType())
 		}
+	}
+}
+
+// TestPollWorkerOptions pins the poll queue's worker: activities only, and
+// the deployment-wide rate the server enforces.
+func TestPollWorkerOptions(t *testing.T) {
+	o := pollWorkerOptions(Options{}, slog.Default())
+	if !o.DisableWorkflowWorker || o.TaskQueueActivitiesPerSecond != DefaultPollsPerSecond {
+		t.Errorf("got DisableWorkflowWorker %v, rate %v; want true, %v", o.DisableWorkflowWorker, o.TaskQueueActivitiesPerSecond, float64(DefaultPollsPerSecond))
+	}
+	if o := pollWorkerOptions(Options{PollsPerSecond: 2.5}, slog.Default()); o.TaskQueueActivitiesPerSecond != 2.5 {
+		t.Errorf("got rate %v, want 2.5", o.TaskQueueActivitiesPerSecond)
+	}
+	regs := pollRegistrations(&activities.Activities{})
+	if len(regs) != 1 || regs[0].Name != flow.ActivityAwaitChallenge {
+		t.Errorf("got poll registrations %v, want only %s", regs, flow.ActivityAwaitChallenge)
 	}
 }
 

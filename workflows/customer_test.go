@@ -166,7 +166,7 @@ func TestCustomer_StartReturnsAwaitingUser(t *testing.T) {
 			}
 			wantEqual(t, "preflights", ct.fakes.preflights, []flow.PreflightInput{{CustomerID: testCustomer, Kind: kind}})
 			wantEqual(t, "create key", ct.fakes.creates[0].IdempotencyKey, challengeKey(f.ID))
-			wantEqual(t, "events", ct.events.types(), []flow.EventType{kind.EventType()})
+			wantEqual(t, "events", ct.fakes.deliveredTypes(), []flow.EventType{kind.EventType()})
 			// The workflow completes after DefaultIdleTimeout of idleness.
 			if got, want := ct.env.Now().Sub(t0), 30*time.Second+DefaultIdleTimeout; got != want {
 				t.Errorf("completed after: got %v, want %v", got, want)

@@ -20,8 +20,11 @@ import (
 	"github.com/custodyflows/custodyflows/flow"
 )
 
-// t0 is the virtual start time of every test workflow.
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+// t0 is the virtual start time of every test workflow. It is the real
+// time the tests start: the test environment runs local activities under a
+// context whose deadline is virtual time, checked against the real clock,
+// so a virtual clock behind the real one fails every retried local activity.
+var t0 = time.Now().UTC().Truncate(time.Second)
 
 // fakeActivities are hand-written fakes of the registered activities. Tests
 // script them through the exported-looking fields (under mu) and read what
@@ -42,6 +45,7 @@ type fakeActivities struct {
 	// observed
 	creates    []flow.CreateChallengeInput
 	gets       []time.Duration // offsets from t0 of GetChallenge calls
+	polls      []time.Duration // offsets from t0 of AwaitChallenge attempts
 	records    []flow.RecordFlowInput
 	audits     []flow.AuditInput
 	syncs      []flow.SyncCustomerInput
@@ -64,6 +68,7 @@ func (f *fakeActivities) register(r interface {
 		flow.ActivitySyncCustomer:    f.SyncCustomer,
 		flow.ActivityRecordAudit:     f.RecordAudit,
 		flow.ActivityDeliverEvent:    f.DeliverEvent,
+		flow.ActivityAwaitChallenge:  f.AwaitChallenge,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name, DisableAlreadyRegisteredCheck: true})
 	}
@@ -127,6 +132,24 @@ func (f *fakeActivities) GetChallenge(_ context.Context, in flow.GetChallengeInp
 	}
 	if f.challengeStatus == "" {
 		return flow.ChallengeStatus{Status: "pending"}, nil
+	}
+	return flow.ChallengeStatus{Status: f.challengeStatus}, nil
+}
+
+// AwaitChallenge is the poll: like GetChallenge, but failing retryably
+// while the challenge is pending (as activities.AwaitChallenge does).
+func (f *fakeActivities) AwaitChallenge(_ context.Context, in flow.GetChallengeInput) (flow.ChallengeStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	f.polls = append(f.polls, now.Sub(t0))
+	if f.getErr != nil {
+		if err := f.getErr(now); err != nil {
+			return flow.ChallengeStatus{}, err
+		}
+	}
+	if f.challengeStatus == "" {
+		return flow.ChallengeStatus{}, temporal.NewApplicationError("The challenge is still pending.", "challenge_pending")
 	}
 	return flow.ChallengeStatus{Status: f.challengeStatus}, nil
 }

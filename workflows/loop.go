@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,6 +30,15 @@ import (
 // workflow, which frees the customer's slot when the flow ends. The
 // workflow's result is the final Flow, whatever its status; a workflow error
 // means a bug.
+//
+// Lean flows (versionLean) do the same work with fewer round trips: no row
+// for starting (the API asks the workflow until the row exists); store
+// writes, CreateChallenge, webhook-triggered reads and SyncCustomer as local
+// activities; one AwaitChallenge activity whose retries are the polls, on
+// the rate-limited poll queue, instead of a timer and an activity per poll;
+// and the app's events delivered by DeliverEvent activities of the flow
+// itself (which stays open until they are delivered, after freeing the
+// customer's slot) instead of a NotifyApp workflow per event.
 
 // challengeKey is the idempotency key of a flow's create-challenge step,
 // derived from the flow id alone so every attempt sends the same key. It is
@@ -51,6 +61,9 @@ type flowRun struct {
 
 	events   workflow.ReceiveChannel // flow.SignalChallengeEvent
 	cancelCh workflow.Channel        // one value once a cancel was asked
+
+	// lean is set for flows that run versionLean's shape.
+	lean bool
 
 	cancelRequested bool
 	// ending is set once the loop has decided the outcome; a cancel that
@@ -149,8 +162,16 @@ func (r *flowRun) setHandlers() error {
 	return nil
 }
 
+// versionLean marks flows with the lean shape (see the comment at the top
+// of this file); histories before it record starting, poll with timers and
+// start a NotifyApp workflow per event.
+const versionLean = "lean-flow"
+
 func (r *flowRun) run() {
-	r.record(r.f)
+	r.lean = workflow.GetVersion(r.ctx, versionLean, workflow.DefaultVersion, 1) >= 1
+	if !r.lean {
+		r.record(r.f)
+	}
 
 	ch, ferr := r.createChallenge()
 	if ferr == nil {
@@ -172,7 +193,12 @@ func (r *flowRun) run() {
 	}
 
 	r.moveTo(flow.StatusAwaitingUser, nil)
-	status, ferr := r.wait()
+	var status flow.Status
+	if r.lean {
+		status, ferr = r.waitLean()
+	} else {
+		status, ferr = r.wait()
+	}
 	r.end(status, ferr)
 }
 
@@ -187,8 +213,13 @@ func (r *flowRun) createChallenge() (flow.Challenge, *flow.Error) {
 		IdempotencyKey: challengeKey(r.f.ID),
 	}
 	var ch flow.Challenge
-	ctx := workflow.WithActivityOptions(r.ctx, planbokOptions())
-	if err := workflow.ExecuteActivity(ctx, flow.ActivityCreateChallenge, in).Get(ctx, &ch); err != nil {
+	var fut workflow.Future
+	if r.lean {
+		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localPlanbokOptions()), flow.ActivityCreateChallenge, in)
+	} else {
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, planbokOptions()), flow.ActivityCreateChallenge, in)
+	}
+	if err := fut.Get(r.ctx, &ch); err != nil {
 		ferr := activityError(err)
 		r.logger.Warn("Create challenge failed.", "code", string(ferr.Code), "error", err)
 		return ch, ferr
@@ -256,6 +287,92 @@ func (r *flowRun) wait() (flow.Status, *flow.Error) {
 	}
 }
 
+// waitLean is wait for lean flows: the polls are the attempts of one
+// AwaitChallenge activity (see PollSchedule), which times out at the
+// challenge's expiry; a webhook triggers a read at once.
+func (r *flowRun) waitLean() (flow.Status, *flow.Error) {
+	ctx, stop := workflow.WithCancel(r.ctx)
+	// Cancels the poll when the flow ends another way.
+	defer stop()
+
+	untilExpiry := func() time.Duration {
+		d := r.f.ExpiresAt.Sub(workflow.Now(ctx))
+		if d < time.Second {
+			d = time.Second
+		}
+		return d
+	}
+	in := flow.GetChallengeInput{CustomerID: r.f.CustomerID, ChallengeID: r.f.ChallengeID}
+	opts := pollOptions(workflow.GetInfo(ctx).TaskQueueName, untilExpiry())
+	poll := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), flow.ActivityAwaitChallenge, in)
+	// expiry is a timer to the challenge's expiry, used only when the poll
+	// stopped early (a final error): the flow then waits for webhooks.
+	var expiry workflow.Future
+
+	for {
+		if r.ctx.Err() != nil {
+			return flow.StatusCancelled, cancelledError()
+		}
+		var check, expired, cancelled bool
+		var polled *flow.ChallengeStatus
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(r.events, func(c workflow.ReceiveChannel, _ bool) {
+			check = r.takeEvents(c)
+		})
+		sel.AddReceive(r.cancelCh, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			cancelled = true
+		})
+		if poll != nil {
+			sel.AddFuture(poll, func(f workflow.Future) {
+				poll = nil
+				var st flow.ChallengeStatus
+				err := f.Get(ctx, &st)
+				var te *temporal.TimeoutError
+				switch {
+				case err == nil:
+					polled = &st
+				case ctx.Err() != nil:
+					// Cancelled with the workflow.
+				case errors.As(err, &te):
+					expired = true
+				default:
+					r.logger.Warn("Polling the challenge stopped; waiting for webhooks until it expires.", "error", err)
+					expiry = workflow.NewTimerWithOptions(ctx, untilExpiry(), workflow.TimerOptions{Summary: "challenge expiry"})
+				}
+			})
+		}
+		if expiry != nil {
+			sel.AddFuture(expiry, func(f workflow.Future) { expired = f.Get(ctx, nil) == nil })
+		}
+		sel.Select(ctx)
+
+		switch {
+		case cancelled:
+			return flow.StatusCancelled, cancelledError()
+		case polled != nil:
+			if status, ferr, done := r.statusOf(*polled); done {
+				return status, ferr
+			}
+			// Not an end (AwaitChallenge ends only on one): wait for
+			// webhooks until the expiry.
+			if expiry == nil {
+				expiry = workflow.NewTimerWithOptions(ctx, untilExpiry(), workflow.TimerOptions{Summary: "challenge expiry"})
+			}
+		case expired:
+			// A late completion still counts.
+			if status, ferr, done := r.check(); done {
+				return status, ferr
+			}
+			return flow.StatusExpired, expiredError()
+		case check:
+			if status, ferr, done := r.check(); done {
+				return status, ferr
+			}
+		}
+	}
+}
+
 // takeEvents drains the challenge-event channel and reports whether any
 // event asks for a fresh read: events for other challenges and webhooks
 // already acted on change nothing.
@@ -285,11 +402,22 @@ func (r *flowRun) takeEvents(c workflow.ReceiveChannel) bool {
 func (r *flowRun) check() (status flow.Status, ferr *flow.Error, done bool) {
 	in := flow.GetChallengeInput{CustomerID: r.f.CustomerID, ChallengeID: r.f.ChallengeID}
 	var st flow.ChallengeStatus
-	ctx := workflow.WithActivityOptions(r.ctx, getChallengeOptions())
-	if err := workflow.ExecuteActivity(ctx, flow.ActivityGetChallenge, in).Get(ctx, &st); err != nil {
+	var fut workflow.Future
+	if r.lean {
+		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localGetChallengeOptions()), flow.ActivityGetChallenge, in)
+	} else {
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, getChallengeOptions()), flow.ActivityGetChallenge, in)
+	}
+	if err := fut.Get(r.ctx, &st); err != nil {
 		r.logger.Warn("Reading the challenge failed; waiting for the next poll.", "error", err)
 		return "", nil, false
 	}
+	return r.statusOf(st)
+}
+
+// statusOf maps a challenge status to the flow's end; done is false while
+// the challenge is pending (or its status unknown).
+func (r *flowRun) statusOf(st flow.ChallengeStatus) (status flow.Status, ferr *flow.Error, done bool) {
 	switch st.Status {
 	case "verified":
 		return flow.StatusCompleted, nil, true
@@ -315,6 +443,10 @@ func cancelledError() *flow.Error {
 // end moves the flow to its terminal status and does what follows: the
 // customer's new security status, the audit row and the app's events.
 func (r *flowRun) end(status flow.Status, ferr *flow.Error) {
+	if r.lean {
+		r.endLean(status, ferr)
+		return
+	}
 	r.ending = true
 	if r.ctx.Err() != nil {
 		// The workflow was cancelled: finish the bookkeeping anyway.
@@ -348,6 +480,79 @@ func (r *flowRun) end(status flow.Status, ferr *flow.Error) {
 	}
 }
 
+// endLean is end for lean flows. The sync runs first whatever the status,
+// in the same workflow task as the read that decided the end; the slot is
+// freed, then the end recorded with its audit row (one workflow task), then
+// the app's events delivered by the flow itself.
+func (r *flowRun) endLean(status flow.Status, ferr *flow.Error) {
+	r.ending = true
+	if r.ctx.Err() != nil {
+		// The workflow was cancelled: finish the bookkeeping anyway.
+		r.ctx, _ = workflow.NewDisconnectedContext(r.ctx)
+	}
+	at := workflow.Now(r.ctx)
+	in := flow.SyncCustomerInput{CustomerID: r.f.CustomerID, FlowID: r.f.ID, At: at}
+	if status == flow.StatusCompleted {
+		// Kind sets the timestamp the flow produced; other ends set none,
+		// but a failed challenge may have locked the customer out (the
+		// fifth wrong PIN), and the app's event carries the security status.
+		in.Kind = r.f.Kind
+		r.f.CompletedAt = &at
+	}
+	res := r.sync(in)
+	r.moveTo(status, ferr)
+	r.logger.Info("Flow ended.", "flow", r.def.Summary, "status", string(status))
+	r.audit()
+
+	event := flow.TerminalEventType(status)
+	if status == flow.StatusCompleted {
+		event = r.f.Kind.EventType()
+	}
+	events := []flow.EventType{event}
+	if res.LockedOutNow {
+		events = append(events, flow.EventLockedOut)
+	}
+	r.deliver(events, res.Security)
+}
+
+// deliver sends the app's events, each by a DeliverEvent activity retried
+// for deliverTimeout (at least three days), and waits for them all: the
+// workflow must stay open for its activities to keep retrying. The flow has
+// already freed the customer's slot and recorded its end, so a dead notify
+// URL only keeps this workflow open.
+func (r *flowRun) deliver(events []flow.EventType, sec flow.Security) {
+	ctx := workflow.WithActivityOptions(r.ctx, deliverOptions())
+	var futs []workflow.Future
+	var ids []string
+	for _, event := range events {
+		if event == "" {
+			continue
+		}
+		id := r.f.ID + "." + string(event)
+		futs = append(futs, workflow.ExecuteActivity(ctx, flow.ActivityDeliverEvent, flow.DeliverEventInput{ID: id, Event: r.appEvent(event, sec)}))
+		ids = append(ids, id)
+	}
+	for i, f := range futs {
+		if err := f.Get(ctx, nil); err != nil {
+			r.logger.Error("The app never accepted an event.", "eventId", ids[i], "error", err)
+		}
+	}
+}
+
+func (r *flowRun) appEvent(event flow.EventType, sec flow.Security) flow.AppEvent {
+	return flow.AppEvent{
+		Type:      event,
+		Timestamp: workflow.Now(r.ctx),
+		Data: flow.AppEventData{
+			CustomerID: r.f.CustomerID,
+			FlowID:     r.f.ID,
+			Kind:       r.f.Kind,
+			Status:     r.f.Status,
+			Security:   sec,
+		},
+	}
+}
+
 // moveTo records the flow in status next (status only moves forward), then
 // tells the customer workflow.
 func (r *flowRun) moveTo(next flow.Status, ferr *flow.Error) {
@@ -359,7 +564,7 @@ func (r *flowRun) moveTo(next flow.Status, ferr *flow.Error) {
 	f.Status = next
 	f.UpdatedAt = workflow.Now(r.ctx)
 	f.Error = ferr
-	if next.Terminal() && workflow.GetVersion(r.ctx, versionFreeSlotFirst, workflow.DefaultVersion, 1) == 1 {
+	if next.Terminal() && (r.lean || workflow.GetVersion(r.ctx, versionFreeSlotFirst, workflow.DefaultVersion, 1) == 1) {
 		// Free the customer's slot before anyone can see the flow ended
 		// (query or store): a start that follows a "completed" read must
 		// not be refused with flow_in_progress.
@@ -380,11 +585,20 @@ const versionFreeSlotFirst = "free-slot-before-recording-end"
 // record writes f to the store's flow index.
 func (r *flowRun) record(f flow.Flow) {
 	in := flow.RecordFlowInput{Flow: f, IdempotencyKey: r.in.IdempotencyKey, RequestHash: r.in.RequestHash}
-	ctx := workflow.WithActivityOptions(r.ctx, storeOptions())
-	if err := workflow.ExecuteActivity(ctx, flow.ActivityRecordFlow, in).Get(ctx, nil); err != nil {
+	if err := r.storeWrite(flow.ActivityRecordFlow, in); err != nil {
 		// Only a non-retryable error (a bug) gets here; the flow goes on.
 		r.logger.Error("Recording the flow failed.", "status", string(f.Status), "error", err)
 	}
+}
+
+// storeWrite runs a store-writing activity, locally in lean flows.
+func (r *flowRun) storeWrite(name string, in any) error {
+	if r.lean {
+		ctx := workflow.WithLocalActivityOptions(r.ctx, localStoreOptions())
+		return workflow.ExecuteLocalActivity(ctx, name, in).Get(ctx, nil)
+	}
+	ctx := workflow.WithActivityOptions(r.ctx, storeOptions())
+	return workflow.ExecuteActivity(ctx, name, in).Get(ctx, nil)
 }
 
 // signalParent sends the flow to its customer workflow. A customer
@@ -417,8 +631,7 @@ func (r *flowRun) audit() {
 		Outcome:    string(r.f.Status),
 		Detail:     detail,
 	}
-	ctx := workflow.WithActivityOptions(r.ctx, storeOptions())
-	if err := workflow.ExecuteActivity(ctx, flow.ActivityRecordAudit, in).Get(ctx, nil); err != nil {
+	if err := r.storeWrite(flow.ActivityRecordAudit, in); err != nil {
 		r.logger.Error("Recording the audit row failed.", "error", err)
 	}
 }
@@ -428,8 +641,13 @@ func (r *flowRun) audit() {
 // the stored status.
 func (r *flowRun) sync(in flow.SyncCustomerInput) flow.SyncCustomerResult {
 	var res flow.SyncCustomerResult
-	ctx := workflow.WithActivityOptions(r.ctx, syncOptions())
-	if err := workflow.ExecuteActivity(ctx, flow.ActivitySyncCustomer, in).Get(ctx, &res); err != nil {
+	var fut workflow.Future
+	if r.lean {
+		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localSyncOptions()), flow.ActivitySyncCustomer, in)
+	} else {
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, syncOptions()), flow.ActivitySyncCustomer, in)
+	}
+	if err := fut.Get(r.ctx, &res); err != nil {
 		r.logger.Warn("Syncing the customer failed; the flow ends anyway.", "error", err)
 		return flow.SyncCustomerResult{}
 	}
@@ -440,17 +658,7 @@ func (r *flowRun) notify(event flow.EventType, sec flow.Security) {
 	if event == "" {
 		return
 	}
-	startNotify(r.ctx, r.logger, r.f.ID+"."+string(event), flow.AppEvent{
-		Type:      event,
-		Timestamp: workflow.Now(r.ctx),
-		Data: flow.AppEventData{
-			CustomerID: r.f.CustomerID,
-			FlowID:     r.f.ID,
-			Kind:       r.f.Kind,
-			Status:     r.f.Status,
-			Security:   sec,
-		},
-	})
+	startNotify(r.ctx, r.logger, r.f.ID+"."+string(event), r.appEvent(event, sec))
 }
 
 // startNotify starts the NotifyApp workflow that delivers one event, and

@@ -182,10 +182,14 @@ func secs(ss ...int) []time.Duration {
 	return out
 }
 
+// The TestFlow_ tests run the shape flows had before versionLean (they
+// still run in flows started by an older release); lean_test.go tests the
+// lean shape.
+
 func TestFlow_VerifiedByWebhook(t *testing.T) {
 	for _, kind := range flow.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
-			ft := newFlowTest(t, kind)
+			ft := newFlowTest(t, kind).legacy()
 			ft.statusAt(61*time.Second, "verified")
 			ft.signal(61*time.Second, ft.challengeID(), "wh-1")
 			got := ft.run()
@@ -231,7 +235,7 @@ func TestFlow_VerifiedByWebhook(t *testing.T) {
 func TestFlow_VerifiedByPolling(t *testing.T) {
 	for _, kind := range flow.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
-			ft := newFlowTest(t, kind)
+			ft := newFlowTest(t, kind).legacy()
 			ft.statusAt(61*time.Second, "verified")
 			got := ft.run()
 
@@ -245,7 +249,7 @@ func TestFlow_VerifiedByPolling(t *testing.T) {
 }
 
 func TestFlow_PollScheduleCapsAt30s(t *testing.T) {
-	ft := newFlowTest(t, flow.KindUpdatePIN)
+	ft := newFlowTest(t, flow.KindUpdatePIN).legacy()
 	ft.statusAt(5*time.Minute, "verified")
 	ft.run()
 	want := secs(2, 6, 14, 30, 60, 90, 120, 150, 180, 210, 240, 270, 300)
@@ -255,7 +259,7 @@ func TestFlow_PollScheduleCapsAt30s(t *testing.T) {
 func TestFlow_Failed(t *testing.T) {
 	for _, kind := range flow.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
-			ft := newFlowTest(t, kind)
+			ft := newFlowTest(t, kind).legacy()
 			ft.statusAt(20*time.Second, "failed")
 			ft.signal(20*time.Second, ft.challengeID(), "wh-1")
 			got := ft.run()
@@ -276,7 +280,7 @@ func TestFlow_Failed(t *testing.T) {
 }
 
 func TestFlow_FailedLocksOut(t *testing.T) {
-	ft := newFlowTest(t, flow.KindUpdatePIN)
+	ft := newFlowTest(t, flow.KindUpdatePIN).legacy()
 	locked := flow.Security{HasPIN: true, HasRecovery: true, LockedOut: true}
 	ft.fakes.syncResult = func(int) flow.SyncCustomerResult {
 		return flow.SyncCustomerResult{Security: locked, LockedOutNow: true}
@@ -295,7 +299,7 @@ func TestFlow_FailedLocksOut(t *testing.T) {
 func TestFlow_Expired(t *testing.T) {
 	for _, kind := range flow.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
-			ft := newFlowTest(t, kind)
+			ft := newFlowTest(t, kind).legacy()
 			got := ft.run()
 
 			wantStatus(t, got, flow.StatusExpired, flow.CodeChallengeExpired)
@@ -312,7 +316,7 @@ func TestFlow_Expired(t *testing.T) {
 }
 
 func TestFlow_CompletedAtExpiryCheck(t *testing.T) {
-	ft := newFlowTest(t, flow.KindResetPIN)
+	ft := newFlowTest(t, flow.KindResetPIN).legacy()
 	// Expiry at 15m10s falls between the polls at 15m00s and 15m30s.
 	ft.fakes.challengeTTL = 15*time.Minute + 10*time.Second
 	ft.statusAt(15*time.Minute+5*time.Second, "verified")
@@ -323,7 +327,7 @@ func TestFlow_CompletedAtExpiryCheck(t *testing.T) {
 }
 
 func TestFlow_ChallengeGoneExpires(t *testing.T) {
-	ft := newFlowTest(t, flow.KindRecovery)
+	ft := newFlowTest(t, flow.KindRecovery).legacy()
 	ft.statusAt(40*time.Second, flow.ChallengeGone)
 	got := ft.run()
 
@@ -359,7 +363,7 @@ func (ft *flowTest) cancel(d time.Duration, id string) *cancelOutcome {
 func TestFlow_Cancelled(t *testing.T) {
 	for _, kind := range flow.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
-			ft := newFlowTest(t, kind)
+			ft := newFlowTest(t, kind).legacy()
 			var queried flow.Flow
 			ft.at(5*time.Second, func() {
 				v, err := ft.env.QueryWorkflow(flow.QueryFlow)
@@ -388,7 +392,7 @@ func TestFlow_Cancelled(t *testing.T) {
 }
 
 func TestFlow_CancelWhileEndingRefused(t *testing.T) {
-	ft := newFlowTest(t, flow.KindUpdatePIN)
+	ft := newFlowTest(t, flow.KindUpdatePIN).legacy()
 	// The sync after verification fails three times (1 s, 2 s, 4 s of
 	// backoff), so the flow is ending from 61 s to 68 s.
 	ft.fakes.syncErr = func(call int) error {
@@ -415,7 +419,7 @@ func TestFlow_CancelWhileEndingRefused(t *testing.T) {
 }
 
 func TestFlow_SyncGivesUpFlowStillEnds(t *testing.T) {
-	ft := newFlowTest(t, flow.KindExportPrivateKeys)
+	ft := newFlowTest(t, flow.KindExportPrivateKeys).legacy()
 	ft.fakes.syncErr = func(int) error { return retryable("Planbok answered 503.") }
 	ft.statusAt(61*time.Second, "verified")
 	ft.signal(61*time.Second, ft.challengeID(), "wh-1")
@@ -432,7 +436,7 @@ func TestFlow_SyncGivesUpFlowStillEnds(t *testing.T) {
 }
 
 func TestFlow_IgnoresOtherAndDuplicateSignals(t *testing.T) {
-	ft := newFlowTest(t, flow.KindUpdatePIN)
+	ft := newFlowTest(t, flow.KindUpdatePIN).legacy()
 	ft.signal(20*time.Second, "ch-someone-else", "wh-0")
 	ft.signal(21*time.Second, ft.challengeID(), "wh-1")
 	ft.signal(22*time.Second, ft.challengeID(), "wh-1")
@@ -449,7 +453,7 @@ func TestFlow_IgnoresOtherAndDuplicateSignals(t *testing.T) {
 }
 
 func TestFlow_GetChallengeErrorsDontEndFlow(t *testing.T) {
-	ft := newFlowTest(t, flow.KindUpdatePIN)
+	ft := newFlowTest(t, flow.KindUpdatePIN).legacy()
 	ft.fakes.getErr = func(now time.Time) error {
 		if now.Before(at(65 * time.Second)) {
 			return retryable("Planbok answered 502.")
@@ -469,7 +473,7 @@ func TestFlow_GetChallengeErrorsDontEndFlow(t *testing.T) {
 }
 
 func TestFlow_CreateChallengeRetriedSendsSameKey(t *testing.T) {
-	ft := newFlowTest(t, flow.KindCreateWallets)
+	ft := newFlowTest(t, flow.KindCreateWallets).legacy()
 	ft.fakes.createErr = func(call int) error {
 		if call <= 2 {
 			return retryable("Planbok answered 429.")
@@ -507,7 +511,7 @@ func TestChallengeKey_StableUUIDShape(t *testing.T) {
 }
 
 func TestFlow_PlanbokUnavailable(t *testing.T) {
-	ft := newFlowTest(t, flow.KindInitialize)
+	ft := newFlowTest(t, flow.KindInitialize).legacy()
 	ft.fakes.createErr = func(int) error { return retryable("Planbok answered 503.") }
 	got := ft.run()
 
@@ -524,7 +528,7 @@ func TestFlow_PlanbokUnavailable(t *testing.T) {
 func TestFlow_PlanbokFinalError(t *testing.T) {
 	for _, code := range []flow.Code{flow.CodeCustomerLockedOut, flow.CodePINRequired, flow.CodePlanbokRejected} {
 		t.Run(string(code), func(t *testing.T) {
-			ft := newFlowTest(t, flow.KindExportPrivateKeys)
+			ft := newFlowTest(t, flow.KindExportPrivateKeys).legacy()
 			ft.fakes.createErr = func(int) error { return final(code, "Planbok refused: 4xx.") }
 			got := ft.run()
 
@@ -591,7 +595,7 @@ func TestFinalCodes_ExcludeRetryable(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestFlow_CancelWhileStarting(t *testing.T) {
-	ft := newFlowTest(t, flow.KindResetPIN)
+	ft := newFlowTest(t, flow.KindResetPIN).legacy()
 	ft.fakes.createErr = func(call int) error {
 		if call == 1 {
 			return retryable("Planbok answered 503.")
@@ -609,7 +613,7 @@ func TestFlow_CancelWhileStarting(t *testing.T) {
 }
 
 func TestFlow_WorkflowCancelledByOperator(t *testing.T) {
-	ft := newFlowTest(t, flow.KindUpdatePIN)
+	ft := newFlowTest(t, flow.KindUpdatePIN).legacy()
 	ft.at(10*time.Second, func() { ft.env.CancelWorkflow() })
 	got := ft.run()
 
@@ -623,7 +627,7 @@ func TestFlow_WorkflowCancelledByOperator(t *testing.T) {
 // unhandled (which the SDK warns about and which loses it silently).
 func TestFlow_LateSignalIsTaken(t *testing.T) {
 	logs := &syncBuffer{}
-	ft := newFlowTest(t, flow.KindUpdatePIN, log.NewStructuredLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	ft := newFlowTest(t, flow.KindUpdatePIN, log.NewStructuredLogger(slog.New(slog.NewTextHandler(logs, nil)))).legacy()
 	ft.statusAt(30*time.Second, "verified")
 	ft.signal(30*time.Second, ft.challengeID(), "wh-1")
 	ft.fakes.onSync = func(int) {

@@ -107,8 +107,10 @@ func storeOptions() workflow.ActivityOptions {
 	}
 }
 
-// deliverTimeout is how long NotifyApp keeps retrying one event: API.md §4
-// promises at least three days.
+// deliverTimeout is how long an event's delivery keeps retrying: API.md §4
+// promises at least three days. Lean flows run DeliverEvent themselves and
+// stay open until it is delivered or this passes (the customer's slot is
+// freed before); older flows started a NotifyApp workflow per event.
 const deliverTimeout = 73 * time.Hour
 
 // deliverOptions is for DeliverEvent: backoff from 1 s doubling to 1 h,
@@ -126,21 +128,115 @@ func deliverOptions() workflow.ActivityOptions {
 }
 
 // PollSchedule is how a flow polls Planbok for its challenge's status, since
-// Planbok documents no webhook for several flows and webhooks may be lost:
-// first after PollFirst, then doubling up to PollMax (2, 4, 8, 16, 30, 30 …
-// seconds), until the challenge ends or expires. A webhook signal triggers
-// an extra read but does not reset the schedule.
+// Planbok documents no webhook for several flows and webhooks may be lost.
+//
+// Flows recorded before versionLean poll with timers: first after PollFirst,
+// then doubling up to PollMax (2, 4, 8, 16, 30, 30 … seconds).
+//
+// Lean flows run one AwaitChallenge activity whose retry policy is the
+// schedule (pollOptions): attempts at 0, 2, 6, 14, 30, 62, 126, 254 s, then
+// every PollLeanMax (494, 734 … s) until the challenge expires. Each poll is
+// one attempt: no timer, no history event. It is quick while the person is
+// likely still on the Gateway (the first minute: gaps of at most 32 s) and
+// sparse after, so a 15-minute challenge left untouched costs 10 polls, not
+// 34. Without webhooks, a completion is seen at the next attempt: at worst
+// PollLeanMax later (PollWorstDelay), plus the wait for the poll queue's
+// rate budget when more than PollsPerSecond × PollLeanMax flows wait at once.
+// A webhook triggers an extra read at once.
 const (
 	PollFirst = 2 * time.Second
 	PollMax   = 30 * time.Second
+
+	// PollLeanFirst, PollLeanBackoff and PollLeanMax shape the retry
+	// policy of a lean flow's AwaitChallenge.
+	PollLeanFirst   = 2 * time.Second
+	PollLeanBackoff = 2.0
+	PollLeanMax     = 4 * time.Minute
+	// PollWorstDelay is the longest a completion waits for a poll when no
+	// webhook comes (and the poll queue has no backlog).
+	PollWorstDelay = PollLeanMax
 )
 
-// nextPoll returns the poll delay after d.
+// nextPoll returns the poll delay after d (flows before versionLean).
 func nextPoll(d time.Duration) time.Duration {
 	if d *= 2; d > PollMax {
 		return PollMax
 	}
 	return d
+}
+
+// pollOptions is for a lean flow's AwaitChallenge: on the poll task queue
+// (rate-limited for the whole deployment, see flow.PollTaskQueue), retried
+// on the poll schedule until the challenge's expiry, when the activity
+// times out and the flow reads the challenge one last time.
+func pollOptions(taskQueue string, untilExpiry time.Duration) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		TaskQueue:              flow.PollTaskQueue(taskQueue),
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: untilExpiry,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        PollLeanFirst,
+			BackoffCoefficient:     PollLeanBackoff,
+			MaximumInterval:        PollLeanMax,
+			NonRetryableErrorTypes: finalCodes(),
+		},
+	}
+}
+
+// pollAttempts returns when AwaitChallenge's attempts start, as offsets
+// from the first, within ttl: what pollOptions' retry policy does, for
+// tests and docs.
+func pollAttempts(ttl time.Duration) []time.Duration {
+	out := []time.Duration{0}
+	at, d := time.Duration(0), PollLeanFirst
+	for {
+		at += min(d, PollLeanMax)
+		if at >= ttl {
+			return out
+		}
+		out = append(out, at)
+		d = min(time.Duration(float64(d)*PollLeanBackoff), PollLeanMax)
+	}
+}
+
+// Local activity options for lean flows. Store writes and reads a person
+// waits for run as local activities: no activity task round trip through
+// the server, and all local activities of one workflow task cost one
+// history marker each and one billed action together.
+
+// localStoreOptions is for RecordFlow and RecordAudit as local activities:
+// retried without limit, like storeOptions. Backoffs past a minute become
+// workflow timers (the SDK's local retry threshold).
+func localStoreOptions() workflow.LocalActivityOptions {
+	o := storeOptions()
+	return workflow.LocalActivityOptions{StartToCloseTimeout: o.StartToCloseTimeout, RetryPolicy: o.RetryPolicy}
+}
+
+// localPlanbokOptions is for CreateChallenge as a local activity, with
+// planbokOptions' budget.
+func localPlanbokOptions() workflow.LocalActivityOptions {
+	o := planbokOptions()
+	return workflow.LocalActivityOptions{
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy,
+	}
+}
+
+// localGetChallengeOptions is for the read a webhook triggers: a person
+// may be waiting for the result, so it runs locally, outside the poll
+// queue's budget (webhooks are bounded by completions, not by waiting
+// flows).
+func localGetChallengeOptions() workflow.LocalActivityOptions {
+	o := getChallengeOptions()
+	return workflow.LocalActivityOptions{StartToCloseTimeout: o.StartToCloseTimeout, RetryPolicy: o.RetryPolicy}
+}
+
+// localSyncOptions is for SyncCustomer as a local activity, with
+// syncOptions' budget.
+func localSyncOptions() workflow.LocalActivityOptions {
+	o := syncOptions()
+	return workflow.LocalActivityOptions{
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy,
+	}
 }
 
 // DefaultChallengeTTL is assumed when Planbok returns a challenge without
