@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -13,9 +14,10 @@ import (
 	"github.com/custodyflows/custodyflows/flow"
 )
 
-// findFlow reads a flow: the store's row, or the flow workflow's own view
-// while the row is active or not written yet. Malformed ids are
-// flow_not_found without asking anyone.
+// findFlow reads a flow: the store's row when it is current (see
+// rowCurrent), else the flow workflow's own view (a query: CPU, and a
+// billed action on Temporal Cloud), with the row as the fallback.
+// Malformed ids are flow_not_found without asking anyone.
 func (s *Server) findFlow(ctx context.Context, id string) (*flow.Flow, *apiError) {
 	notFound := newError(flow.CodeFlowNotFound, "No flow has this id.")
 	if !flow.ValidFlowID(id) {
@@ -24,6 +26,9 @@ func (s *Server) findFlow(ctx context.Context, id string) (*flow.Flow, *apiError
 	f, err := s.store.FindFlowByID(ctx, id)
 	switch {
 	case err == nil:
+		if rowCurrent(f, s.now()) {
+			return f, nil
+		}
 		return s.live(ctx, f), nil
 	case isCode(err, flow.CodeFlowNotFound):
 		// The workflow records its row by an activity; until then only the
@@ -35,6 +40,31 @@ func (s *Server) findFlow(ctx context.Context, id string) (*flow.Flow, *apiError
 	default:
 		return nil, &apiError{code: flow.CodeInternal, cause: fmt.Errorf("find flow: %w", err)}
 	}
+}
+
+// staleAfterExpiry is how long after its challenge's expiry an
+// awaiting_user row is still believed: by then the flow has read the
+// challenge one last time and recorded its end.
+const staleAfterExpiry = time.Minute
+
+// rowCurrent reports whether a stored flow row is what the flow workflow
+// itself would answer. A flow records each status before anyone can learn
+// it from the workflow: awaiting_user before the start answers, its end
+// right after freeing the customer's slot, a few milliseconds before the
+// workflow's own view turns terminal. So a terminal row is final, and an
+// awaiting_user row is current until its challenge's expiry has passed by
+// staleAfterExpiry (a row left behind by a flow an operator terminated, or
+// whose end could not be recorded: then the workflow is asked). A starting
+// row (written by flows of older releases) changes within a second: the
+// workflow is asked.
+func rowCurrent(f *flow.Flow, now time.Time) bool {
+	switch {
+	case f.Status.Terminal():
+		return true
+	case f.Status != flow.StatusAwaitingUser || f.ExpiresAt == nil:
+		return false
+	}
+	return now.Before(f.ExpiresAt.Add(staleAfterExpiry))
 }
 
 func (s *Server) getFlow(c *gin.Context) {
