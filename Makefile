@@ -21,6 +21,7 @@ build:
 ## test: vet, then every test, end-to-end ones included (what CI runs)
 test: test-deps
 	$(GO) vet ./...
+	$(GO) vet -tags record ./workflows/
 	$(GO) test -count=1 -timeout 30m ./...
 
 ## test-deps: Chromium for the Gateway's browser tests (apt-get as root)

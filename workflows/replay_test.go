@@ -16,7 +16,10 @@ import (
 // Replaying them catches any change to the workflows that would break
 // running executions (non-determinism); such a change needs
 // workflow.GetVersion, then a new recording (a new label) next to the old
-// ones, which keep replaying: v0 predates versionFreeSlotFirst, v1 has it.
+// ones, which keep replaying: v0 predates versionFreeSlotFirst, v1 has it,
+// v2 is the lean shape (versionLean). Some recordings name a case after
+// the label (<Type>.v2-operator-cancel.json, -failed-starting,
+// -continue-as-new): paths no flow kind takes in the main recording.
 func TestReplay_RecordedHistories(t *testing.T) {
 	for _, reg := range All() {
 		t.Run(reg.Name, func(t *testing.T) {
