@@ -21,10 +21,10 @@ func (ft *flowTest) legacy() *flowTest {
 }
 
 func TestPollAttempts_Schedule(t *testing.T) {
-	wantEqual(t, "attempts in 15 min", pollAttempts(15*time.Minute), secs(0, 2, 6, 14, 30, 62, 126, 254, 494, 734))
+	wantEqual(t, "attempts in 15 min", PollAttempts(15*time.Minute), secs(0, 2, 6, 14, 30, 62, 126, 254, 494, 734))
 	// The worst-case detection delay without webhooks is the widest gap:
 	// at most 32 s within the first minute, PollWorstDelay after.
-	at := pollAttempts(2 * time.Hour)
+	at := PollAttempts(2 * time.Hour)
 	for i := 1; i < len(at); i++ {
 		gap := at[i] - at[i-1]
 		if gap > PollWorstDelay {
@@ -111,7 +111,7 @@ func TestFlowLean_Expired(t *testing.T) {
 
 	wantStatus(t, got, flow.StatusExpired, flow.CodeChallengeExpired)
 	wantEqual(t, "updatedAt", got.UpdatedAt, at(15*time.Minute))
-	wantEqual(t, "polls", ft.fakes.polls, pollAttempts(15*time.Minute))
+	wantEqual(t, "polls", ft.fakes.polls, PollAttempts(15*time.Minute))
 	// The poll times out at the expiry; one last read lets a late
 	// completion count.
 	wantEqual(t, "final read", ft.fakes.gets, secs(15*60))
@@ -281,4 +281,9 @@ func TestFlowLean_PollFinalErrorWaitsForExpiry(t *testing.T) {
 	wantStatus(t, got, flow.StatusCompleted, "")
 	wantEqual(t, "completedAt", got.CompletedAt, ptr(at(5*time.Minute)))
 	wantEqual(t, "polls", ft.fakes.polls, secs(0))
+}
+
+func TestLegacyPolls_Schedule(t *testing.T) {
+	wantEqual(t, "legacy polls in 2 min", LegacyPolls(2*time.Minute), secs(2, 6, 14, 30, 60, 90))
+	wantEqual(t, "legacy polls in 15 min", len(LegacyPolls(15*time.Minute)), 32)
 }

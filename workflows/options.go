@@ -157,6 +157,17 @@ const (
 	PollWorstDelay = PollLeanMax
 )
 
+// LegacyPolls returns when a flow recorded before versionLean polls, as
+// offsets from awaiting_user, within ttl (for benchmarks and docs).
+func LegacyPolls(ttl time.Duration) []time.Duration {
+	var out []time.Duration
+	for at, d := PollFirst, PollFirst; at < ttl; d = nextPoll(d) {
+		out = append(out, at)
+		at += nextPoll(d)
+	}
+	return out
+}
+
 // nextPoll returns the poll delay after d (flows before versionLean).
 func nextPoll(d time.Duration) time.Duration {
 	if d *= 2; d > PollMax {
@@ -183,10 +194,10 @@ func pollOptions(taskQueue string, untilExpiry time.Duration) workflow.ActivityO
 	}
 }
 
-// pollAttempts returns when AwaitChallenge's attempts start, as offsets
+// PollAttempts returns when AwaitChallenge's attempts start, as offsets
 // from the first, within ttl: what pollOptions' retry policy does, for
-// tests and docs.
-func pollAttempts(ttl time.Duration) []time.Duration {
+// tests, benchmarks and docs.
+func PollAttempts(ttl time.Duration) []time.Duration {
 	out := []time.Duration{0}
 	at, d := time.Duration(0), PollLeanFirst
 	for {
