@@ -28,9 +28,13 @@ type receiver struct {
 func newReceiver(t *testing.T, clock *fakeClock) *receiver {
 	rc := &receiver{t: t, clock: clock}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		body, err := io.ReadAll(r.Body)
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
 		if rc.fail > 0 {
 			rc.fail--
 			w.WriteHeader(http.StatusInternalServerError)
@@ -205,7 +209,9 @@ func TestWebhooks_GiveUp(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		var state string
-		e.sb.db.x.Get(&state, `SELECT state FROM webhooks`)
+		if err := e.sb.db.x.Get(&state, `SELECT state FROM webhooks`); err != nil {
+			t.Fatalf("read outbox: %v", err)
+		}
 		if state == webhookGaveUp {
 			return
 		}
@@ -225,14 +231,17 @@ func TestWebhooks_DropAndDuplicateFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	dup := e.createCustomer()
-	evs := rc.waitFor(func(evs []planbok.WebhookEvent) bool { return len(evs) >= 2 })
-	time.Sleep(50 * time.Millisecond)
-	evs = rc.events()
+	// A row is marked delivered only after both of its sends: once no row
+	// is pending, every delivery has happened.
+	waitOutboxSettled(t, e.sb.db)
+	evs := rc.events()
 	if len(evs) != 2 || evs[0].IdempotencyKey != evs[1].IdempotencyKey || evs[0].Data.CustomerID != dup.ID {
 		t.Errorf("got %+v, want the second customer's event twice and the first dropped", evs)
 	}
 	var dropped int
-	e.sb.db.x.Get(&dropped, `SELECT COUNT(*) FROM webhooks WHERE state = ?`, webhookDropped)
+	if err := e.sb.db.x.Get(&dropped, `SELECT COUNT(*) FROM webhooks WHERE state = ?`, webhookDropped); err != nil {
+		t.Fatalf("count dropped: %v", err)
+	}
 	if dropped != 1 {
 		t.Errorf("got %d dropped rows, want 1", dropped)
 	}
@@ -244,7 +253,15 @@ func TestWebhooks_DelayFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.createCustomer()
-	time.Sleep(60 * time.Millisecond)
+	// The delay is in the outbox row itself: due 30 s of sandbox time after
+	// it was made, so no sender can send it before the clock gets there.
+	var row outboxRow
+	if err := e.sb.db.x.Get(&row, `SELECT `+outboxCols+` FROM webhooks`); err != nil {
+		t.Fatalf("read outbox: %v", err)
+	}
+	if got := fromNanos(row.NextAttemptAt).Sub(fromNanos(row.CreatedAt)); row.State != webhookPending || got != 30*time.Second {
+		t.Fatalf("outbox row: got state %s due after %v, want pending due after 30s", row.State, got)
+	}
 	if n := len(rc.events()); n != 0 {
 		t.Fatalf("got %d events before the delay passed", n)
 	}
@@ -256,8 +273,30 @@ func TestWebhooks_NoURLNoOutbox(t *testing.T) {
 	e := newEnv(t)
 	e.onboard()
 	var n int
-	e.sb.db.x.Get(&n, `SELECT COUNT(*) FROM webhooks`)
+	if err := e.sb.db.x.Get(&n, `SELECT COUNT(*) FROM webhooks`); err != nil {
+		t.Fatalf("count outbox rows: %v", err)
+	}
 	if n != 0 {
 		t.Errorf("got %d outbox rows without a webhook URL", n)
+	}
+}
+
+// waitOutboxSettled waits until no outbox row is pending: each was
+// delivered (all its sends done), dropped or given up.
+func waitOutboxSettled(t *testing.T, db *db) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var pending int
+		if err := db.x.Get(&pending, `SELECT COUNT(*) FROM webhooks WHERE state = ?`, webhookPending); err != nil {
+			t.Fatalf("count pending webhooks: %v", err)
+		}
+		if pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending webhooks: got %d after 5s, want 0", pending)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/planbok"
@@ -193,7 +196,7 @@ func TestDev_WebhooksDuplicated(t *testing.T) {
 	s.complete(f.ChallengeID, map[string]any{"pin": testPIN, "recovery": securityQuestions(testAnswers...)})
 	s.api.waitFlow(f.ID, flow.StatusCompleted, 30*time.Second)
 	s.events.waitFor(flow.EventPINSetup, cust.ID, f.ID, 20*time.Second)
-	time.Sleep(2 * time.Second) // let the duplicate webhooks arrive and be handled
+	s.webhooksHandled("user-duplicates-marker")
 	if _, distinct := s.events.count(flow.EventPINSetup, cust.ID); distinct != 1 {
 		t.Fatalf("pin_setup events with distinct ids: got %d, want 1", distinct)
 	}
@@ -232,9 +235,12 @@ func TestDev_Cancel(t *testing.T) {
 	mustEqual(t, "second cancel", r.Status, http.StatusConflict)
 	mustEqual(t, "second cancel code", r.errorCode(), "flow_finished")
 	s.events.waitFor(flow.EventFlowCancelled, cust.ID, f.ID, 20*time.Second)
-	// A late completion of the cancelled challenge changes nothing.
-	_, _ = s.helper.Complete(context.Background(), f.ChallengeID, map[string]any{"pin": testPIN, "recovery": nil})
-	time.Sleep(time.Second)
+	// A late completion of the cancelled challenge changes nothing (Planbok
+	// knows nothing of the cancel, so it accepts the completion).
+	if _, err := s.helper.Complete(context.Background(), f.ChallengeID, map[string]any{"pin": testPIN, "recovery": nil}); err != nil {
+		t.Fatalf("late completion at the sandbox: got %v, want nil", err)
+	}
+	s.webhooksHandled("user-cancel-marker")
 	mustEqual(t, "status after late completion", s.api.flow(f.ID).Status, flow.StatusCancelled)
 	r = s.api.do(http.MethodPost, "/v1/flows/flow_aaaaaaaaaaaaaaaaaaaaaaaa/cancel", nil)
 	mustEqual(t, "cancel unknown flow", r.errorCode(), "flow_not_found")
@@ -325,7 +331,9 @@ func TestDev_StartRules(t *testing.T) {
 				fallthrough
 			case http.StatusOK:
 				var f flow.Flow
-				_ = json.Unmarshal(r.Body, &f)
+				if err := json.Unmarshal(r.Body, &f); err != nil {
+					t.Errorf("racing start: decode %s: %v", r.Body, err)
+				}
 				ids[f.ID] = true
 			default:
 				t.Errorf("racing start: got %d %s, want 201 or 200", r.Status, r.Body)
@@ -364,4 +372,30 @@ func TestDev_PlanbokUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.api.start(cust.ID, flow.KindInitialize, nil, http.StatusCreated)
+}
+
+// webhooksHandled waits until every webhook the sandbox had queued so far
+// was delivered and handled by the intake. The sandbox sends its outbox
+// one row at a time, oldest first, and a duplicated row twice before the
+// next; the intake records and signals before it answers. So once the
+// customer.created webhook of a new marker customer has started that
+// customer's workflow, every earlier webhook has been handled.
+func (s *stack) webhooksHandled(markerRefID string) {
+	s.t.Helper()
+	marker := s.api.createCustomer("Webhook Marker", markerRefID)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := s.Client.DescribeWorkflowExecution(context.Background(), flow.CustomerWorkflowID(marker.ID), "")
+		if err == nil {
+			return
+		}
+		var nf *serviceerror.NotFound
+		if !errors.As(err, &nf) {
+			s.t.Fatalf("describe the marker customer's workflow: %v", err)
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("marker customer's webhook: not handled after 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
