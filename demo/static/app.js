@@ -96,11 +96,10 @@ async function api(method, path, body) {
 // explain turns an API error into a sentence for the person.
 function explain(err) {
   if (!err) return "Something went wrong.";
-  let text = `${err.message} (${err.code})`;
   if (err.code === "export_on_hold" && err.availableAt) {
-    text += ` Export opens at ${fmtTime(err.availableAt)}.`;
+    return `The PIN was reset recently, so custodyflows holds private key exports. Export opens at ${fmtTime(err.availableAt)} (export_on_hold).`;
   }
-  return text;
+  return `${err.message} (${err.code})`;
 }
 
 // ---- customer creation ----
