@@ -278,7 +278,7 @@ func (a *App) startFlow(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &b) {
 		return
 	}
-	body := map[string]any{"redirectUrl": a.opts.PublicURL + Path + "?customer=" + url.QueryEscape(id)}
+	body := map[string]any{"redirectUrl": a.publicURL(r) + Path + "?customer=" + url.QueryEscape(id)}
 	if route == "wallets" {
 		body["blockchains"] = b.Blockchains
 		if b.Blockchains == nil {
@@ -364,6 +364,20 @@ func (a *App) customerState(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// publicURL is where the Gateway sends the browser back to: the address
+// the person opened the demo on when it is a loopback one (dev's redirect
+// allow-list takes only localhost and 127.0.0.1), else PublicURL.
+func (a *App) publicURL(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
+	}
+	if host == "localhost" || host == "127.0.0.1" {
+		return "http://" + r.Host
+	}
+	return a.opts.PublicURL
 }
 
 // workflowURL is a workflow's page in the Temporal UI (its latest run).

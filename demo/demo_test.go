@@ -376,3 +376,25 @@ func TestMount_SendsOnlyDemoPathsToTheDemo(t *testing.T) {
 func strconvUnix(t time.Time) string { return strconvFormat(t.Unix()) }
 
 func strconvFormat(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The Gateway sends the person back to the address they opened the demo
+// on when it is a loopback one, else to PublicURL.
+func TestApp_RedirectFollowsTheLoopbackAddress(t *testing.T) {
+	for host, want := range map[string]string{
+		"localhost:8080": "http://localhost:8080/demo?customer=" + testCust,
+		"127.0.0.1:9999": "http://127.0.0.1:9999/demo?customer=" + testCust,
+		"10.0.0.7:8080":  "http://127.0.0.1:8080/demo?customer=" + testCust,
+	} {
+		a, api := newTestApp(t)
+		req := httptest.NewRequest(http.MethodPost, "http://"+host+"/demo/api/customers/"+testCust+"/flows/update-pin", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			t.Fatalf("%s: got %d %s", host, rec.Code, rec.Body)
+		}
+		if got := api.requests()[0].Body["redirectUrl"]; got != want {
+			t.Errorf("%s: redirectUrl got %v, want %s", host, got, want)
+		}
+	}
+}

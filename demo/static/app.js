@@ -262,6 +262,11 @@ let pollTimer = null;
 async function poll() {
   clearTimeout(pollTimer);
   if (!customerId) return;
+  if (document.hidden) {
+    // Each read asks Planbok for the customer: none while nobody looks.
+    pollTimer = setTimeout(poll, POLL_MS);
+    return;
+  }
   const r = await api("GET", `/demo/api/customers/${encodeURIComponent(customerId)}`);
   if (r.status === 200) {
     const st = r.body;
@@ -289,6 +294,9 @@ async function poll() {
 
 function init() {
   $("create-form").addEventListener("submit", createCustomer);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) poll();
+  });
   for (const b of document.querySelectorAll(".action button")) {
     b.addEventListener("click", () => startFlow(b.dataset.route));
   }
