@@ -207,7 +207,7 @@ function renderCustomer(c, serverNow) {
     hold.dataset.availableAt = s.exportAvailableAt;
     hold.hidden = false;
   } else {
-    setField("exportAvailableAt", document.createTextNode("Now"), "yes");
+    setField("exportAvailableAt", document.createTextNode("No hold"), "yes");
     hold.hidden = true;
     delete hold.dataset.availableAt;
   }
