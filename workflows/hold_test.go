@@ -53,3 +53,25 @@ func TestFlow_NoExportHoldStartedWithoutHold(t *testing.T) {
 		})
 	}
 }
+
+// The customer workflow answers an export start that Preflight holds with
+// the refusal as it came, availableAt included, and starts no flow.
+func TestCustomer_ExportOnHoldKeepsAvailableAt(t *testing.T) {
+	availableAt := at(23 * time.Hour)
+	ct := newCustomerTest(t)
+	ct.fakes.preflight = func(in flow.PreflightInput) (flow.PreflightResult, error) {
+		st := flow.Standing{HasPIN: true, HasRecovery: true}
+		return flow.PreflightResult{Standing: st, Refusal: flow.CheckExportHold(in.Kind, ptr(at(-time.Hour)), 24*time.Hour, t0)}, nil
+	}
+	out := ct.start(0, request(flow.KindExportPrivateKeys, "", ""))
+	if err := ct.run(); err != nil {
+		t.Fatalf("workflow error: got %v, want nil", err)
+	}
+	out.refusal(t, flow.CodeExportOnHold)
+	if got := out.res.Refusal.AvailableAt; got == nil || !got.Equal(availableAt) {
+		t.Fatalf("availableAt: got %v, want %v", got, availableAt)
+	}
+	if out.res.Flow != nil || len(ct.fakes.creates) != 0 {
+		t.Fatalf("a held export started a flow: %+v, %d challenges", out.res.Flow, len(ct.fakes.creates))
+	}
+}
