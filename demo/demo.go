@@ -354,7 +354,10 @@ func (a *App) customerState(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(f, &head)
 		st.Flows = append(st.Flows, flowView{Flow: f, TemporalURL: a.workflowURL(head.ID)})
 	}
-	st.CustomerURL = a.workflowURL("customer-" + id)
+	if len(st.Flows) > 0 {
+		// The customer workflow starts with the first flow.
+		st.CustomerURL = a.workflowURL("customer-" + id)
+	}
 	if a.events != nil {
 		st.Events = a.events.ForCustomer(id)
 	} else {
