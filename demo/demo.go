@@ -32,6 +32,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/custodyflows/custodyflows/flow"
 )
 
 // Paths the demo serves.
@@ -356,7 +358,7 @@ func (a *App) customerState(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(st.Flows) > 0 {
 		// The customer workflow starts with the first flow.
-		st.CustomerURL = a.workflowURL("customer-" + id)
+		st.CustomerURL = a.workflowURL(flow.CustomerWorkflowID(id))
 	}
 	if a.events != nil {
 		st.Events = a.events.ForCustomer(id)
