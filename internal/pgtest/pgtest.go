@@ -13,6 +13,9 @@
 //
 //	dsn := pgtest.Start(t) // postgres://postgres:…@127.0.0.1:port/test_3?sslmode=disable
 //
+// A package with only a test or two that need PostgreSQL can instead start
+// a cluster of the test's own with StartCluster (no TestMain needed).
+//
 // The server runs with fsync off: the data is thrown away, so durability
 // buys nothing and costs seconds. It is a child of the test binary and gets
 // SIGQUIT if the binary dies, so even a killed test run leaves no server
@@ -96,13 +99,38 @@ func Start(t testing.TB) string {
 	if openErr != nil {
 		t.Fatalf("pgtest: %v", openErr)
 	}
-	name := fmt.Sprintf("test_%d", dbSeq.Add(1))
-	dsn, err := shared.CreateDatabase(context.Background(), name)
+	return shared.NewDatabase(t)
+}
+
+// StartCluster starts a cluster of t's own, stopped and removed when t
+// ends, for a package that needs a database in one or two tests and has no
+// TestMain calling Run. Get databases on it with NewDatabase.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := NewCluster()
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := shared.DropDatabase(context.Background(), name); err != nil {
+		if err := c.Stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return c
+}
+
+// NewDatabase creates a new, empty database on c and returns its URL. The
+// database is dropped when t ends (after the test's own cleanups, so its
+// pools are closed by then).
+func (c *Cluster) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("test_%d", dbSeq.Add(1))
+	dsn, err := c.CreateDatabase(context.Background(), name)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.DropDatabase(context.Background(), name); err != nil {
 			t.Errorf("pgtest: %v", err)
 		}
 	})
