@@ -86,6 +86,16 @@ func (r *flowRow) flow() (*flow.Flow, error) {
 	return f, nil
 }
 
+// The lookups by challenge id (once per webhook) and by idempotency key
+// (once per start with a key) repeat their partial unique index's
+// condition: a bound parameter alone does not prove "<> ”", so neither
+// database would use the index and each lookup would scan every flow.
+// TestQueryPlans_UseIndexes keeps it so.
+const (
+	whereChallengeID    = `challenge_id = ? AND challenge_id <> ''`
+	whereIdempotencyKey = `customer_id = ? AND idempotency_key = ? AND idempotency_key <> ''`
+)
+
 func flowNotFound(format string, args ...any) error {
 	return flow.Errorf(flow.CodeFlowNotFound, format, args...)
 }
@@ -286,7 +296,7 @@ func (s *Store) FindFlowByChallengeID(ctx context.Context, challengeID string) (
 	if challengeID == "" {
 		return nil, flowNotFound("No flow has an empty challenge id.")
 	}
-	f, _, err := s.findFlow(ctx, `challenge_id = ?`, challengeID)
+	f, _, err := s.findFlow(ctx, whereChallengeID, challengeID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, flowNotFound("No flow owns challenge %q.", challengeID)
 	}
@@ -304,7 +314,7 @@ func (s *Store) FindFlowByIdempotencyKey(ctx context.Context, customerID, key st
 	if key == "" {
 		return nil, FlowMeta{}, flowNotFound("No flow has an empty idempotency key.")
 	}
-	f, meta, err := s.findFlow(ctx, `customer_id = ? AND idempotency_key = ?`, customerID, key)
+	f, meta, err := s.findFlow(ctx, whereIdempotencyKey, customerID, key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, FlowMeta{}, flowNotFound("No flow of this customer was started with that idempotency key.")
 	}

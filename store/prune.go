@@ -33,6 +33,13 @@ type Pruned struct {
 // writes for its whole length.
 const pruneBatch = 1000
 
+// selectOldInbox and selectOldAudit pick one batch of rows older than a
+// cutoff, oldest first, through the tables' time indexes.
+const (
+	selectOldInbox = `SELECT id FROM webhook_inbox WHERE received_at < ? ORDER BY received_at LIMIT ?`
+	selectOldAudit = `SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?`
+)
+
 // Prune deletes webhook-inbox and audit-log rows older than r says (ages
 // measured from now), in batches of pruneBatch rows each in its own
 // transaction, and returns how many went. It is the only way rows leave
@@ -44,16 +51,14 @@ func (s *Store) Prune(ctx context.Context, r Retention) (Pruned, error) {
 	var p Pruned
 	now := s.now()
 	if r.WebhookInbox > 0 {
-		n, err := s.pruneTable(ctx, `DELETE FROM webhook_inbox WHERE id IN
-			(SELECT id FROM webhook_inbox WHERE received_at < ? ORDER BY received_at LIMIT ?)`, now.Add(-r.WebhookInbox))
+		n, err := s.pruneTable(ctx, `DELETE FROM webhook_inbox WHERE id IN (`+selectOldInbox+`)`, now.Add(-r.WebhookInbox))
 		p.WebhookInbox = n
 		if err != nil {
 			return p, s.redact(fmt.Errorf("store: prune webhook inbox: %w", err))
 		}
 	}
 	if r.AuditLog > 0 {
-		n, err := s.pruneTable(ctx, `DELETE FROM audit_log WHERE id IN
-			(SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)`, now.Add(-r.AuditLog))
+		n, err := s.pruneTable(ctx, `DELETE FROM audit_log WHERE id IN (`+selectOldAudit+`)`, now.Add(-r.AuditLog))
 		p.AuditLog = n
 		if err != nil {
 			return p, s.redact(fmt.Errorf("store: prune audit log: %w", err))
