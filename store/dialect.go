@@ -349,7 +349,9 @@ func (s *Store) adoptLegacyVersions(ctx context.Context) error {
 }
 
 // lockFile takes an exclusive flock on path (creating the file), waiting
-// while another process holds it, and returns its release.
+// while another process holds it, and returns its release. The kernel
+// drops the lock when its holder dies, so a crashed migration leaves no
+// stale lock behind.
 func lockFile(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {

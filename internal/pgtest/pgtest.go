@@ -154,7 +154,7 @@ type Cluster struct {
 // Start instead.
 func NewCluster() (*Cluster, error) {
 	begin := time.Now()
-	bin, err := findBinaries()
+	bin, err := findBinaries("/usr/lib/postgresql")
 	if err != nil {
 		return nil, err
 	}
@@ -360,8 +360,9 @@ func (c *Cluster) kill() {
 }
 
 // findBinaries returns the directory holding initdb and postgres: the one
-// of initdb in PATH, else the newest /usr/lib/postgresql/<version>/bin.
-func findBinaries() (string, error) {
+// of initdb in PATH, else the newest libRoot/<version>/bin (Debian's
+// layout, /usr/lib/postgresql, which is not in PATH).
+func findBinaries(libRoot string) (string, error) {
 	var dirs []string
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
@@ -369,7 +370,7 @@ func findBinaries() (string, error) {
 		}
 		dirs = append(dirs, filepath.Dir(p))
 	}
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	found, _ := filepath.Glob(filepath.Join(libRoot, "*", "bin"))
 	sort.Slice(found, func(i, j int) bool { return versionOf(found[i]) > versionOf(found[j]) })
 	dirs = append(dirs, found...)
 	for _, d := range dirs {
@@ -377,7 +378,7 @@ func findBinaries() (string, error) {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("no PostgreSQL server binaries (initdb, postgres) in PATH or /usr/lib/postgresql/*/bin: %s", Install)
+	return "", fmt.Errorf("no PostgreSQL server binaries (initdb, postgres) in PATH or %s/*/bin: %s", libRoot, Install)
 }
 
 func versionOf(binDir string) int {
