@@ -88,9 +88,9 @@ func (r *flowRow) flow() (*flow.Flow, error) {
 
 // The lookups by challenge id (once per webhook) and by idempotency key
 // (once per start with a key) repeat their partial unique index's
-// condition: a bound parameter alone does not prove "<> ”", so neither
-// database would use the index and each lookup would scan every flow.
-// TestQueryPlans_UseIndexes keeps it so.
+// condition (the column is not empty): a bound parameter alone does not
+// prove it, so neither database would use the index and each lookup would
+// scan every flow. TestQueryPlans_UseIndexes keeps it so.
 const (
 	whereChallengeID    = `challenge_id = ? AND challenge_id <> ''`
 	whereIdempotencyKey = `customer_id = ? AND idempotency_key = ? AND idempotency_key <> ''`
