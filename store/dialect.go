@@ -301,11 +301,26 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := steps(); err != nil {
 		return fmt.Errorf("store: migrate: adopt schema_migrations: %w", err)
 	}
-	p, err := goose.NewProvider(gd, s.w.DB, fsys, opts...)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+	up := func() error {
+		// A provider per attempt: it creates goose's table once per
+		// instance, even when that first try failed.
+		p, err := goose.NewProvider(gd, s.w.DB, fsys, opts...)
+		if err != nil {
+			return err
+		}
+		_, err = p.Up(ctx)
+		return err
 	}
-	if _, err := p.Up(ctx); err != nil {
+	var err error
+	if s.d == dialectSQLite {
+		// A fresh file that another process is switching to WAL answers
+		// busy without waiting (see whileLocked); each migration is its own
+		// transaction, so a retry goes on where the last one stopped.
+		err = whileLocked(ctx, up)
+	} else {
+		err = up()
+	}
+	if err != nil {
 		return s.redact(fmt.Errorf("store: migrate: %w", err))
 	}
 	return nil
