@@ -4,8 +4,8 @@
 // directory), and a fresh, empty database for every test.
 //
 // One cluster serves the whole test binary: initdb and the first start cost
-// seconds (about 4 s on two busy cores), CREATE DATABASE about 0.1 s. A package that
-// uses pgtest stops and removes the cluster from its TestMain:
+// seconds (about 4 s on two busy cores), CREATE DATABASE about 0.1 s. A
+// package that uses pgtest stops and removes the cluster from its TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 //
