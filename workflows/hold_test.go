@@ -19,13 +19,35 @@ func TestFlow_ResetUnderHoldSendsExportHoldStarted(t *testing.T) {
 	got := ft.run()
 
 	wantStatus(t, got, flow.StatusCompleted, "")
+	// Delivered by the flow's own activities (sorted by type).
+	wantEqual(t, "events", ft.fakes.deliveredTypes(), []flow.EventType{flow.EventExportHoldStarted, flow.EventPINReset})
+	var ev flow.DeliverEventInput
+	for _, d := range ft.fakes.deliveries {
+		if d.Event.Type == flow.EventExportHoldStarted {
+			ev = d
+		}
+	}
+	wantEqual(t, "event id", ev.ID, ft.in.FlowID+"."+string(flow.EventExportHoldStarted))
+	wantEqual(t, "event data", ev.Event.Data, flow.AppEventData{
+		CustomerID: testCustomer, FlowID: ft.in.FlowID, Kind: flow.KindResetPIN, Status: flow.StatusCompleted, Security: sec,
+	})
+}
+
+// Flows started before versionLean send the hold by a NotifyApp workflow.
+func TestFlow_ResetUnderHoldSendsExportHoldStarted_Legacy(t *testing.T) {
+	availableAt := at(24*time.Hour + 61*time.Second)
+	sec := flow.Security{HasPIN: true, HasRecovery: true, CanTransact: true, LastPINResetAt: ptr(at(61 * time.Second)), ExportAvailableAt: &availableAt}
+	ft := newFlowTest(t, flow.KindResetPIN).legacy()
+	ft.fakes.syncResult = func(int) flow.SyncCustomerResult { return flow.SyncCustomerResult{Security: sec} }
+	ft.statusAt(61*time.Second, "verified")
+	ft.signal(61*time.Second, ft.challengeID(), "wh-1")
+	got := ft.run()
+
+	wantStatus(t, got, flow.StatusCompleted, "")
 	wantEqual(t, "events", ft.events.types(), []flow.EventType{flow.EventPINReset, flow.EventExportHoldStarted})
 	ev, id, _ := ft.events.byType(flow.EventExportHoldStarted)
 	wantEqual(t, "event id", ev.ID, ft.in.FlowID+"."+string(flow.EventExportHoldStarted))
 	wantEqual(t, "notify workflow id", id, flow.NotifyWorkflowID(ev.ID))
-	wantEqual(t, "event data", ev.Event.Data, flow.AppEventData{
-		CustomerID: testCustomer, FlowID: ft.in.FlowID, Kind: flow.KindResetPIN, Status: flow.StatusCompleted, Security: sec,
-	})
 }
 
 // No hold (exportAvailableAt null), a failed reset, or another kind under
@@ -49,7 +71,7 @@ func TestFlow_NoExportHoldStartedWithoutHold(t *testing.T) {
 			ft.statusAt(20*time.Second, tc.status)
 			ft.signal(20*time.Second, ft.challengeID(), "wh-1")
 			ft.run()
-			wantEqual(t, "events", ft.events.types(), tc.want)
+			wantEqual(t, "events", ft.fakes.deliveredTypes(), tc.want)
 		})
 	}
 }

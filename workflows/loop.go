@@ -513,6 +513,9 @@ func (r *flowRun) endLean(status flow.Status, ferr *flow.Error) {
 		event = r.f.Kind.EventType()
 	}
 	events := []flow.EventType{event}
+	if flow.StartsExportHold(r.f.Kind, status, res.Security) {
+		events = append(events, flow.EventExportHoldStarted)
+	}
 	if res.LockedOutNow {
 		events = append(events, flow.EventLockedOut)
 	}
