@@ -44,6 +44,7 @@ var statusByCode = map[flow.Code]int{
 	flow.CodeChallengeExpired:     http.StatusConflict,
 	flow.CodePlanbokRejected:      http.StatusBadGateway,
 	flow.CodeCancelled:            http.StatusConflict,
+	flow.CodeFlowOutcomeUnknown:   http.StatusConflict,
 }
 
 // StatusForCode returns the HTTP status for an error code: 500 for codes it
