@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -122,10 +123,11 @@ type ScheduleClient interface {
 //
 // The schedule never runs two reconciles at once (overlap policy skip)
 // and does not catch up on runs missed while Temporal was down beyond one
-// interval. Every = 0 pauses it, with ScheduleNotePaused, rather than
-// deleting it: the Schedules page keeps showing it and why it is off, and
-// its recent runs stay listed. A later non-zero interval unpauses a
-// schedule paused that way; one an operator paused stays paused.
+// interval. Every = 0 pauses an existing schedule, with
+// ScheduleNotePaused, rather than deleting it (and creates none): the
+// Schedules page keeps showing it and why it is off, and its recent runs
+// stay listed. A later non-zero interval unpauses a schedule paused that
+// way; one an operator paused stays paused.
 func EnsureReconcileSchedule(ctx context.Context, c ScheduleClient, opts ReconcileOptions) error {
 	if opts.Every < 0 {
 		return fmt.Errorf("reconcile interval must not be negative, got %s", opts.Every)
@@ -139,11 +141,11 @@ func EnsureReconcileSchedule(ctx context.Context, c ScheduleClient, opts Reconci
 	}
 	id := flow.ReconcileScheduleID(opts.TaskQueue)
 	sc := c.ScheduleClient()
+	if opts.Every == 0 {
+		return pauseReconcileSchedule(ctx, sc.GetHandle(ctx, id), logger)
+	}
 	action := reconcileAction(opts.TaskQueue)
 	every := opts.Every
-	if every == 0 {
-		every = DefaultReconcileEvery // a paused schedule still needs a spec
-	}
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
 	_, err := sc.Create(ctx, client.ScheduleOptions{
 		ID:            id,
@@ -151,8 +153,6 @@ func EnsureReconcileSchedule(ctx context.Context, c ScheduleClient, opts Reconci
 		Action:        action,
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: every,
-		Paused:        opts.Every == 0,
-		Note:          pausedNote(opts.Every),
 	})
 	switch {
 	case err == nil:
@@ -193,32 +193,37 @@ func EnsureReconcileSchedule(ctx context.Context, c ScheduleClient, opts Reconci
 		return fmt.Errorf("describe reconcile schedule %s: %w", id, err)
 	}
 	st := desc.Schedule.State
-	paused, note := st != nil && st.Paused, ""
-	if st != nil {
-		note = st.Note
-	}
 	switch {
-	case opts.Every == 0 && !paused:
-		if err := h.Pause(ctx, client.SchedulePauseOptions{Note: ScheduleNotePaused}); err != nil {
-			return fmt.Errorf("pause reconcile schedule %s: %w", id, err)
-		}
-		logger.Info("reconcile schedule paused", "scheduleId", id)
-	case opts.Every > 0 && paused && note == ScheduleNotePaused:
+	case st == nil || !st.Paused:
+	case st.Note == ScheduleNotePaused:
 		if err := h.Unpause(ctx, client.ScheduleUnpauseOptions{Note: "unpaused by custodyflows: --reconcile-every is " + opts.Every.String()}); err != nil {
 			return fmt.Errorf("unpause reconcile schedule %s: %w", id, err)
 		}
 		logger.Info("reconcile schedule unpaused", "scheduleId", id, "every", opts.Every.String())
-	case opts.Every > 0 && paused:
-		logger.Warn("reconcile schedule is paused by an operator; left paused", "scheduleId", id, "note", note)
+	default:
+		logger.Warn("reconcile schedule is paused by an operator; left paused", "scheduleId", id, "note", st.Note)
 	}
 	return nil
 }
 
-func pausedNote(every time.Duration) string {
-	if every == 0 {
-		return ScheduleNotePaused
+// pauseReconcileSchedule pauses the schedule, if there is one: with the
+// interval 0 there is nothing to create.
+func pauseReconcileSchedule(ctx context.Context, h client.ScheduleHandle, logger *slog.Logger) error {
+	desc, err := h.Describe(ctx)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return nil
+	case err != nil:
+		return fmt.Errorf("describe reconcile schedule %s: %w", h.GetID(), err)
+	case desc.Schedule.State != nil && desc.Schedule.State.Paused:
+		return nil
 	}
-	return ""
+	if err := h.Pause(ctx, client.SchedulePauseOptions{Note: ScheduleNotePaused}); err != nil {
+		return fmt.Errorf("pause reconcile schedule %s: %w", h.GetID(), err)
+	}
+	logger.Info("reconcile schedule paused", "scheduleId", h.GetID())
+	return nil
 }
 
 // reconcileAction is what the schedule starts: a Reconcile workflow on

@@ -48,6 +48,7 @@ type devConfig struct {
 	SandboxKDF       string
 	SandboxRateLimit bool
 	Log              logConfig
+	Reconcile        reconcileConfig
 }
 
 func parseDevConfig(args []string, e env) (devConfig, error) {
@@ -69,6 +70,7 @@ func parseDevConfig(args []string, e env) (devConfig, error) {
 	fs.StringVar(&c.SandboxKDF, "sandbox-kdf", "default", "Argon2id cost in the sandbox: default (64 MiB, like a real Gateway) or light (fast, for tests)")
 	fs.BoolVar(&c.SandboxRateLimit, "sandbox-rate-limit", true, "enforce Planbok's rate limits in the sandbox (10 POST/s, 20 GET/s)")
 	c.Log.register(fs)
+	c.Reconcile.register(fs)
 	if err := parseFlags(fs, args, e.lookup); err != nil {
 		return c, err
 	}
@@ -114,6 +116,7 @@ func (c devConfig) validate() error {
 	if err := c.Notify.validate(true); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Reconcile.validate())
 	return errors.Join(errs...)
 }
 
@@ -156,6 +159,7 @@ type Main struct {
 	Client   client.Client
 
 	worker    sdkworker.Worker
+	reconcile sdkworker.Worker
 	workerUp  atomic.Bool // read by /readyz from request goroutines
 	metrics   io.Closer
 	servers   []*http.Server
@@ -269,6 +273,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	m.workerUp.Store(true)
+	if m.reconcile, err = startReconciler(ctx, cfg.Reconcile, m.Client, pb, m.Store, cfg.TaskQueue, m.log); err != nil {
+		return err
+	}
 
 	var origins []string
 	if m.UIURL != "" {
@@ -361,6 +368,9 @@ func (m *Main) Close() error {
 	}
 	for _, ln := range m.listeners {
 		ln.Close() // already closed when served; an unserved one still needs it
+	}
+	if m.reconcile != nil {
+		m.reconcile.Stop()
 	}
 	if m.worker != nil {
 		m.worker.Stop()

@@ -209,6 +209,7 @@ type workerConfig struct {
 	serviceConfig
 	Notify      notifyConfig
 	MetricsAddr string
+	Reconcile   reconcileConfig
 }
 
 func parseWorkerConfig(args []string, e env) (workerConfig, error) {
@@ -216,11 +217,12 @@ func parseWorkerConfig(args []string, e env) (workerConfig, error) {
 	fs := newFlagSet("worker", e.stderr)
 	c.serviceConfig.register(fs)
 	c.Notify.register(fs)
+	c.Reconcile.register(fs)
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "address serving /metrics and /healthz; empty = none")
 	if err := parseFlags(fs, args, e.lookup); err != nil {
 		return c, err
 	}
-	errs := []error{c.serviceConfig.validate(), c.Notify.validate(true)}
+	errs := []error{c.serviceConfig.validate(), c.Notify.validate(true), c.Reconcile.validate()}
 	if c.MetricsAddr != "" {
 		errs = append(errs, hostPort("metrics-addr", c.MetricsAddr))
 	}
@@ -249,6 +251,11 @@ func runWorker(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop() // drains in-flight tasks
+	rw, err := startReconciler(ctx, cfg.Reconcile, c.client, c.planbok, c.store, cfg.Temporal.TaskQueue, c.log)
+	if err != nil {
+		return err
+	}
+	defer rw.Stop()
 	c.log.Info("worker started", "temporal", cfg.Temporal.Address, "namespace", cfg.Temporal.Namespace, "taskQueue", cfg.Temporal.TaskQueue)
 	if cfg.MetricsAddr == "" {
 		<-ctx.Done()
