@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"github.com/custodyflows/custodyflows/flow"
@@ -160,7 +161,12 @@ func (r *Reconciler) ReconcileCustomer(ctx context.Context, in flow.ReconcileCus
 	if !applied {
 		// A flow or webhook wrote the status since it was read: theirs is
 		// newer, and they tell the app themselves. The next run compares
-		// again.
+		// again. Or an earlier attempt of this step, timed out but still
+		// running, wrote it just now: then its corrections are ours.
+		if prior, err := r.priorCorrections(ctx, in.CustomerID, in.RunID, AuditReconcileCorrect, ""); err == nil && len(prior) > 0 {
+			res.Corrections = prior
+			return res, nil
+		}
 		acts.logger(ctx).Info("reconcile: stored status changed while checking; left alone", "customerId", in.CustomerID)
 		return res, nil
 	}
@@ -204,8 +210,8 @@ func correctionAudit(runID, action, outcome string, at time.Time, c flow.Correct
 // priorCorrections returns the corrections this run already recorded for
 // the customer (and flow, when flowID is set).
 func (r *Reconciler) priorCorrections(ctx context.Context, customerID, runID, action, flowID string) ([]flow.Correction, error) {
-	if runID == "" {
-		return nil, nil
+	if runID == "" || (activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt <= 1) {
+		return nil, nil // a first attempt has no earlier one
 	}
 	rows, err := r.Store.FindAuditByActor(ctx, customerID, runID, action)
 	if err != nil {
