@@ -10,6 +10,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/custodyflows/custodyflows/activities"
@@ -162,6 +163,35 @@ func TestDev_ReconcileFindsWhatWebhooksMissed(t *testing.T) {
 	}
 	if audit := s.reconcileAudit(cust.ID); len(audit) != 1 {
 		t.Fatalf("audit after the second run: got %d rows, want 1", len(audit))
+	}
+
+	// While a run goes on (Planbok slowed down), a second POST answers
+	// with that run instead of starting another.
+	if err := s.helper.SetFaults(ctx, sandbox.Faults{WebhookDropRate: 1, APILatencyMs: 4000}); err != nil {
+		t.Fatal(err)
+	}
+	first := s.api.do(http.MethodPost, "/v1/reconcile", nil)
+	var running struct{ ID string }
+	first.decode(t, &running)
+	query := "WorkflowType = 'Reconcile' AND ExecutionStatus = 'Running' AND TaskQueue = '" + flow.ReconcileTaskQueue(flow.DefaultTaskQueue) + "'"
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := s.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			t.Fatalf("list running reconciles: %v", err)
+		}
+		if len(resp.Executions) > 0 {
+			break
+		}
+	}
+	second := s.api.do(http.MethodPost, "/v1/reconcile", nil)
+	var again struct{ ID string }
+	second.decode(t, &again)
+	if second.Status != http.StatusAccepted || again.ID != running.ID {
+		t.Fatalf("POST during a run: got %d %s, want 202 with %s", second.Status, second.Body, running.ID)
+	}
+	s.waitReconcile(running.ID, 60*time.Second)
+	if err := s.helper.SetFaults(ctx, sandbox.Faults{WebhookDropRate: 1}); err != nil {
+		t.Fatal(err)
 	}
 
 	// The worker's metrics count the runs.
