@@ -152,4 +152,3 @@ func metricValue(tb testing.TB, s *stack, name, match string) float64 {
 	}
 	return sum
 }
-
