@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/custodyflows/custodyflows/flow"
@@ -48,7 +51,13 @@ func newWorld() *reconcileWorld {
 		active: map[string]bool{}, outcome: map[string]*flow.Flow{}, failFor: map[string]bool{}}
 }
 
-func (w *reconcileWorld) register(env *testsuite.TestWorkflowEnvironment) {
+// registry is what a test environment and a worker both offer.
+type registry interface {
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
+}
+
+func (w *reconcileWorld) register(env registry) {
 	for name, fn := range map[string]any{
 		flow.ActivityListCustomerIDs:   w.ListCustomerIDs,
 		flow.ActivityReconcileCustomer: w.ReconcileCustomer,
@@ -399,5 +408,37 @@ func TestReconcile_QueryWhileRunning(t *testing.T) {
 	}
 	if mid.Status != flow.ReconcileRunning || mid.FinishedAt != nil || !mid.StartedAt.Equal(t0) {
 		t.Fatalf("query mid-run: got %+v, want running since t0", mid)
+	}
+}
+
+// Recorded histories of the Reconcile workflow (reconcile_record_test.go;
+// one file per run of a continue-as-new chain) keep replaying: a change
+// that would break running reconciles needs workflow.GetVersion.
+func TestReplay_ReconcileHistories(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("testdata", flow.WorkflowReconcile+".*.json"))
+	if err != nil || len(paths) < 2 {
+		t.Fatalf("recorded histories: got %v (%v), want the runs of a chain", paths, err)
+	}
+	for _, path := range paths {
+		r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DisableRegistrationAliasing: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.RegisterWorkflowWithOptions(Reconcile, workflow.RegisterOptions{Name: flow.WorkflowReconcile})
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		// The run's id names its app events, so the replay needs the
+		// recorded one (the replayer's default is "ReplayId").
+		opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: "reconcile-record"}}
+		if err := r.ReplayWorkflowHistoryWithOptions(quietLogger(), h, opts); err != nil {
+			t.Errorf("replay %s: got %v, want nil", path, err)
+		}
 	}
 }
