@@ -266,6 +266,26 @@ func TestDev_ReconcileScheduleFollowsTheInterval(t *testing.T) {
 		}
 		return d
 	}
+	// The schedule's action runs: a triggered run completes and reads
+	// through the API under the schedule's run id.
+	if err := h.Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var runID string
+	for deadline := time.Now().Add(20 * time.Second); runID == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		d, err := h.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := d.Info.RecentActions; len(a) > 0 && a[0].StartWorkflowResult != nil {
+			runID = a[0].StartWorkflowResult.WorkflowID
+		}
+	}
+	if !strings.HasPrefix(runID, flow.ReconcileScheduleID(flow.DefaultTaskQueue)+"-") {
+		t.Fatalf("triggered run: got id %q", runID)
+	}
+	s.waitReconcile(runID, 60*time.Second)
+
 	first, _ := h.Describe(ctx)
 	again := ensure(testReconcileEvery)
 	if !again.Info.LastUpdateAt.Equal(first.Info.LastUpdateAt) {
