@@ -14,17 +14,16 @@ import (
 
 // What the reconciler needs of the store: customer ids page by page, the
 // active flow rows, and corrections written together with their audit
-// rows. Queries use ? placeholders through Rebind and nothing specific to
-// SQLite, so they run on PostgreSQL as they are.
+// rows. Like every store query they are written once for both dialects
+// (dialect.go).
 
 // ListCustomerIDs returns up to n (1..1000) stored customer ids greater than
 // after, in id order (keyset paging: a page costs the same however far the
 // walk has gone, and customers added meanwhile are not skipped).
 func (s *Store) ListCustomerIDs(ctx context.Context, after string, n int) ([]string, error) {
 	var ids []string
-	q := s.r.Rebind(`SELECT id FROM customers WHERE id > ? ORDER BY id LIMIT ?`)
-	if err := s.r.SelectContext(ctx, &ids, q, after, limit(n)); err != nil {
-		return nil, fmt.Errorf("store: list customer ids: %w", err)
+	if err := selectRows(ctx, s.r, &ids, `SELECT id FROM customers WHERE id > ? ORDER BY id LIMIT ?`, after, limit(n)); err != nil {
+		return nil, s.redact(fmt.Errorf("store: list customer ids: %w", err))
 	}
 	return ids, nil
 }
@@ -33,14 +32,13 @@ func (s *Store) ListCustomerIDs(ctx context.Context, after string, n int) ([]str
 // awaiting_user) last updated before updatedBefore, with ids greater than
 // after, in id order.
 func (s *Store) ListActiveFlows(ctx context.Context, after string, updatedBefore time.Time, n int) ([]*flow.Flow, error) {
-	q := s.r.Rebind(`SELECT ` + flowColumns + ` FROM flows
-		WHERE status IN (?, ?) AND updated_at < ? AND id > ?
-		ORDER BY id LIMIT ?`)
 	var rows []flowRow
-	err := s.r.SelectContext(ctx, &rows, q, string(flow.StatusStarting), string(flow.StatusAwaitingUser),
-		formatTime(updatedBefore), after, limit(n))
+	err := selectRows(ctx, s.r, &rows, `SELECT `+flowColumns+` FROM flows
+		WHERE status IN (?, ?) AND updated_at < ? AND id > ?
+		ORDER BY id LIMIT ?`,
+		string(flow.StatusStarting), string(flow.StatusAwaitingUser), formatTime(updatedBefore), after, limit(n))
 	if err != nil {
-		return nil, fmt.Errorf("store: list active flows: %w", err)
+		return nil, s.redact(fmt.Errorf("store: list active flows: %w", err))
 	}
 	out := make([]*flow.Flow, 0, len(rows))
 	for i := range rows {
@@ -99,8 +97,8 @@ func (s *Store) CorrectSecurity(ctx context.Context, customerID string, c Securi
 		applied bool
 	)
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE customers SET `+set+`
-			WHERE id = ? AND has_pin = ? AND has_recovery = ? AND locked_out = ?`), args...)
+		res, err := exec(ctx, tx, `UPDATE customers SET `+set+`
+			WHERE id = ? AND has_pin = ? AND has_recovery = ? AND locked_out = ?`, args...)
 		if err != nil {
 			return err
 		}
@@ -116,7 +114,7 @@ func (s *Store) CorrectSecurity(ctx context.Context, customerID string, c Securi
 			}
 		}
 		var row customerRow
-		err = tx.GetContext(ctx, &row, tx.Rebind(`SELECT `+customerColumns+` FROM customers WHERE id = ?`), customerID)
+		err = get(ctx, tx, &row, `SELECT `+customerColumns+` FROM customers WHERE id = ?`, customerID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -127,7 +125,7 @@ func (s *Store) CorrectSecurity(ctx context.Context, customerID string, c Securi
 		return err
 	})
 	if err != nil {
-		return flow.Security{}, false, fmt.Errorf("store: correct security of customer %s: %w", customerID, err)
+		return flow.Security{}, false, s.redact(fmt.Errorf("store: correct security of customer %s: %w", customerID, err))
 	}
 	return sec, applied, nil
 }
@@ -146,7 +144,7 @@ func (s *Store) RepairFlow(ctx context.Context, f *flow.Flow, audit *AuditEntry)
 	applied := false
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
 		var old flowRow
-		err := tx.GetContext(ctx, &old, tx.Rebind(`SELECT `+flowColumns+` FROM flows WHERE id = ?`), f.ID)
+		err := get(ctx, tx, &old, `SELECT `+flowColumns+` FROM flows WHERE id = ?`+s.forUpdate(), f.ID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -166,7 +164,7 @@ func (s *Store) RepairFlow(ctx context.Context, f *flow.Flow, audit *AuditEntry)
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("store: repair flow %s: %w", f.ID, err)
+		return false, s.redact(fmt.Errorf("store: repair flow %s: %w", f.ID, err))
 	}
 	return applied, nil
 }
@@ -175,11 +173,11 @@ func (s *Store) RepairFlow(ctx context.Context, f *flow.Flow, audit *AuditEntry)
 // action, oldest first: how a retried reconcile step learns what its
 // earlier attempt did.
 func (s *Store) FindAuditByActor(ctx context.Context, customerID, actor, action string) ([]*AuditEntry, error) {
-	q := s.r.Rebind(`SELECT id, at, actor, action, customer_id, flow_id, outcome, detail FROM audit_log
-		WHERE customer_id = ? AND actor = ? AND action = ? ORDER BY id LIMIT ?`)
 	var rows []auditRow
-	if err := s.r.SelectContext(ctx, &rows, q, customerID, actor, action, maxLimit); err != nil {
-		return nil, fmt.Errorf("store: find audit by actor: %w", err)
+	err := selectRows(ctx, s.r, &rows, `SELECT id, at, actor, action, customer_id, flow_id, outcome, detail FROM audit_log
+		WHERE customer_id = ? AND actor = ? AND action = ? ORDER BY id LIMIT ?`, customerID, actor, action, maxLimit)
+	if err != nil {
+		return nil, s.redact(fmt.Errorf("store: find audit by actor: %w", err))
 	}
 	out := make([]*AuditEntry, 0, len(rows))
 	for _, r := range rows {
@@ -205,8 +203,8 @@ func insertAudit(ctx context.Context, tx *sqlx.Tx, a *AuditEntry, at time.Time) 
 		at = a.At.UTC()
 	}
 	var id int64
-	err := tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO audit_log (at, actor, action, customer_id, flow_id, outcome, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+	err := queryRow(ctx, tx, `INSERT INTO audit_log (at, actor, action, customer_id, flow_id, outcome, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		formatTime(at), a.Actor, a.Action, a.CustomerID, a.FlowID, a.Outcome, a.Detail).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("insert audit %s: %w", a.Action, err)
