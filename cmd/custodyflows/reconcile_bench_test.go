@@ -27,6 +27,11 @@ import (
 //
 // CUSTODYFLOWS_BENCH_RECONCILE_RATE sets --reconcile-rate (default 20,
 // Planbok's whole GET budget; production defaults to 5).
+//
+// Measured on 2 shared cores: at 20/s, 50.0 s (20.0 reads/s), 1,000
+// Planbok reads, 70 corrections, 10 missing, no failed attempt (no 429);
+// at 5/s, 234.5 s (4.3 reads/s: the page boundaries cost a little). With
+// 4 checks in flight instead of 8, 20/s reached only 8.9 reads/s.
 func BenchmarkReconcile1000(b *testing.B) {
 	rate := 20.0
 	if v := os.Getenv("CUSTODYFLOWS_BENCH_RECONCILE_RATE"); v != "" {
