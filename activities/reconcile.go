@@ -69,6 +69,10 @@ type Reconciler struct {
 	Planbok  CustomerReader
 	Store    ReconcileStore
 	Temporal WorkflowReader
+	// ExportHold is the export hold after a PIN reset (see
+	// Activities.ExportHold): an unlock found at Planbok is a PIN reset
+	// made elsewhere, and the status it reports carries the hold.
+	ExportHold time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Logger receives one line per correction and per classified failure
@@ -126,9 +130,18 @@ func (r *Reconciler) ReconcileCustomer(ctx context.Context, in flow.ReconcileCus
 	if prior, err := r.priorCorrections(ctx, in.CustomerID, in.RunID, AuditReconcileCorrect, ""); err != nil {
 		return flow.ReconcileCustomerResult{}, acts.classify(ctx, "reconcile customer: find audit", err)
 	} else if len(prior) > 0 {
-		return flow.ReconcileCustomerResult{Corrections: prior, Security: stored.Security}, nil
+		return flow.ReconcileCustomerResult{Corrections: prior, Security: stored.Security.WithExportHold(r.ExportHold, acts.now())}, nil
 	}
 
+	res, err := r.checkCustomer(ctx, in, stored)
+	res.Security = res.Security.WithExportHold(r.ExportHold, acts.now())
+	return res, err
+}
+
+// checkCustomer reads the customer at Planbok and corrects what differs
+// from stored.
+func (r *Reconciler) checkCustomer(ctx context.Context, in flow.ReconcileCustomerInput, stored *store.Customer) (flow.ReconcileCustomerResult, error) {
+	acts := r.acts()
 	c, err := r.Planbok.GetCustomer(ctx, in.CustomerID)
 	if planbok.IsNotFound(err) {
 		acts.logger(ctx).Warn("reconcile: customer not found at Planbok; kept", "customerId", in.CustomerID)
@@ -250,7 +263,7 @@ func (r *Reconciler) RepairFlow(ctx context.Context, in flow.RepairFlowInput) (f
 		if err != nil {
 			return flow.Security{}
 		}
-		return c.Security
+		return c.Security.WithExportHold(r.ExportHold, acts.now())
 	}
 	eventOf := func(g *flow.Flow) flow.EventType {
 		if g.Status == flow.StatusCompleted {

@@ -206,3 +206,26 @@ func TestRepairFlow_ByHowTheWorkflowEnded(t *testing.T) {
 		t.Fatalf("audit rows: got %d, want 3 (one per repair)", len(audit))
 	}
 }
+
+// An unlock found at Planbok is a PIN reset made elsewhere: lastPinResetAt
+// is set and, with a hold, the status reports when export opens again.
+func TestReconcileCustomer_UnlockStartsTheExportHold(t *testing.T) {
+	r, st, pb, _ := newReconciler(t)
+	r.ExportHold = 24 * time.Hour
+	ctx := context.Background()
+	if _, err := st.UpdateSecurity(ctx, rc, store.SecurityUpdate{HasPIN: true, HasRecovery: true, LockedOut: true, SyncedAt: rnow.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	pb.customer = &planbok.Customer{ID: rc, Status: planbok.CustomerActive, HasPIN: true, HasRecovery: true}
+	res, err := r.ReconcileCustomer(ctx, flow.ReconcileCustomerInput{CustomerID: rc, RunID: "reconcile-u", At: rnow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Corrections) != 1 || res.Corrections[0].EventType() != flow.EventPINReset {
+		t.Fatalf("corrections: got %+v, want the unlock", res.Corrections)
+	}
+	sec := res.Security
+	if sec.LastPINResetAt == nil || !sec.LastPINResetAt.Equal(rnow) || sec.ExportAvailableAt == nil || !sec.ExportAvailableAt.Equal(rnow.Add(24*time.Hour)) {
+		t.Fatalf("security: got %+v, want the reset now and export open in 24h", sec)
+	}
+}

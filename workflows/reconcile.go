@@ -207,11 +207,18 @@ func (r *reconcileRun) customersPage(ctx workflow.Context) (more bool, err error
 			if ev == "" {
 				continue
 			}
-			r.notify(ctx, r.st.Report.ID+"."+c.CustomerID+"."+string(ev), flow.AppEvent{
-				Type:      ev,
-				Timestamp: workflow.Now(ctx),
-				Data:      flow.AppEventData{CustomerID: c.CustomerID, Security: results[i].Security},
-			})
+			events := []flow.EventType{ev}
+			if ev == flow.EventPINReset && results[i].Security.ExportAvailableAt != nil {
+				// A reset made elsewhere starts the export hold too.
+				events = append(events, flow.EventExportHoldStarted)
+			}
+			for _, ev := range events {
+				r.notify(ctx, r.st.Report.ID+"."+c.CustomerID+"."+string(ev), flow.AppEvent{
+					Type:      ev,
+					Timestamp: workflow.Now(ctx),
+					Data:      flow.AppEventData{CustomerID: c.CustomerID, Security: results[i].Security},
+				})
+			}
 		}
 	})
 	checked, calls := 0, 0

@@ -35,6 +35,7 @@ type reconcileWorld struct {
 	outcome map[string]*flow.Flow    // flow id → final flow (nil: still running)
 	failFor map[string]bool          // customers whose check always fails
 	delay   time.Duration            // real time each check takes
+	hold    time.Duration            // the export hold an unlock starts
 
 	// observed
 	lists      []flow.ListCustomerIDsInput
@@ -126,8 +127,12 @@ func (w *reconcileWorld) ReconcileCustomer(_ context.Context, in flow.ReconcileC
 		}
 	}
 	w.stored[in.CustomerID] = truth
-	return flow.ReconcileCustomerResult{PlanbokCalls: 1, Corrections: cs,
-		Security: flow.Security{HasPIN: truth.HasPIN, HasRecovery: truth.HasRecovery, LockedOut: truth.LockedOut}}, nil
+	sec := flow.Security{HasPIN: truth.HasPIN, HasRecovery: truth.HasRecovery, LockedOut: truth.LockedOut}
+	if stored.LockedOut && !truth.LockedOut && w.hold > 0 {
+		open := in.At.Add(w.hold)
+		sec.LastPINResetAt, sec.ExportAvailableAt = &in.At, &open
+	}
+	return flow.ReconcileCustomerResult{PlanbokCalls: 1, Corrections: cs, Security: sec}, nil
 }
 
 func (w *reconcileWorld) ListActiveFlows(_ context.Context, in flow.ListActiveFlowsInput) ([]flow.Flow, error) {
@@ -374,6 +379,32 @@ func TestReconcile_RepairsFlowRows(t *testing.T) {
 	slices.Sort(ids)
 	if !slices.Equal(ids, []string{"flow_1.customer.recovery_setup", "flow_3.flow.failed"}) {
 		t.Fatalf("event ids: got %v, want the flows' own", ids)
+	}
+}
+
+// An unlock found at Planbok (a PIN reset made elsewhere) sends
+// customer.pin_reset and, when it started an export hold,
+// customer.export_hold_started.
+func TestReconcile_UnlockElsewhereTellsTheHold(t *testing.T) {
+	for _, hold := range []time.Duration{0, 24 * time.Hour} {
+		w := newWorld()
+		w.hold = hold
+		w.stored["c01"] = flow.Standing{HasPIN: true, HasRecovery: true, LockedOut: true}
+		w.truth["c01"] = flow.Standing{HasPIN: true, HasRecovery: true}
+		runReconcile(t, w, flow.ReconcileInput{})
+		var types []string
+		for _, d := range w.deliveries {
+			types = append(types, string(d.Event.Type))
+		}
+		slices.Sort(types)
+		want := []string{"customer.pin_reset"}
+		if hold > 0 {
+			want = append(want, "customer.export_hold_started")
+			slices.Sort(want)
+		}
+		if !slices.Equal(types, want) {
+			t.Errorf("hold %s: events %v, want %v", hold, types, want)
+		}
 	}
 }
 

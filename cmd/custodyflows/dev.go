@@ -286,7 +286,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	m.workerUp.Store(true)
-	if m.reconcile, err = startReconciler(ctx, cfg.Reconcile, m.Client, pb, m.Store, cfg.TaskQueue, m.log); err != nil {
+	if m.reconcile, err = startReconciler(ctx, cfg.Reconcile, m.Client, pb, m.Store, cfg.TaskQueue, cfg.ExportHold, m.log); err != nil {
 		return err
 	}
 

@@ -48,13 +48,14 @@ func (r reconcileConfig) validate() error {
 // startReconciler starts the worker of the reconciler's task queue and
 // makes the reconcile schedule match cfg. The caller stops the worker.
 func startReconciler(ctx context.Context, cfg reconcileConfig, c client.Client, pb activities.CustomerReader,
-	st activities.ReconcileStore, taskQueue string, logger *slog.Logger) (sdkworker.Worker, error) {
+	st activities.ReconcileStore, taskQueue string, exportHold time.Duration, logger *slog.Logger) (sdkworker.Worker, error) {
 	opts := worker.ReconcileOptions{
 		TaskQueue:      taskQueue,
 		Every:          cfg.Every,
 		ReadsPerSecond: cfg.Rate,
-		Activities:     &activities.Reconciler{Planbok: pb, Store: st, Temporal: c, Now: time.Now, Logger: logger},
-		Logger:         logger,
+		Activities: &activities.Reconciler{Planbok: pb, Store: st, Temporal: c, ExportHold: exportHold,
+			Now: time.Now, Logger: logger},
+		Logger: logger,
 	}
 	w, err := worker.NewReconciler(c, opts)
 	if err != nil {

@@ -259,7 +259,7 @@ func runWorker(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop() // drains in-flight tasks
-	rw, err := startReconciler(ctx, cfg.Reconcile, c.client, c.planbok, c.store, cfg.Temporal.TaskQueue, c.log)
+	rw, err := startReconciler(ctx, cfg.Reconcile, c.client, c.planbok, c.store, cfg.Temporal.TaskQueue, cfg.ExportHold, c.log)
 	if err != nil {
 		return err
 	}
