@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -123,74 +122,4 @@ func printable(s string) bool {
 		}
 	}
 	return true
-}
-
-// redirectPolicy decides which redirectUrl values are allowed.
-type redirectPolicy struct {
-	exact         map[string]bool
-	suffixes      []string // ".example.com" for "*.example.com"
-	localhostHTTP bool
-}
-
-const maxRedirectURL = 2048
-
-func newRedirectPolicy(hosts []string, localhostHTTP bool) (redirectPolicy, error) {
-	p := redirectPolicy{exact: map[string]bool{}, localhostHTTP: localhostHTTP}
-	for _, h := range hosts {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if h == "" {
-			continue
-		}
-		if strings.ContainsAny(h, "/:@?# ") {
-			return p, fmt.Errorf("api: allowed redirect host %q must be a host name, not a URL", h)
-		}
-		if rest, ok := strings.CutPrefix(h, "*."); ok {
-			if rest == "" || strings.Contains(rest, "*") {
-				return p, fmt.Errorf("api: bad allowed redirect host pattern %q", h)
-			}
-			p.suffixes = append(p.suffixes, "."+rest)
-			continue
-		}
-		if strings.Contains(h, "*") {
-			return p, fmt.Errorf("api: bad allowed redirect host pattern %q", h)
-		}
-		p.exact[h] = true
-	}
-	return p, nil
-}
-
-// check returns nil when raw is an allowed redirect URL, else 400
-// invalid_redirect_url saying why.
-func (p redirectPolicy) check(raw string) *apiError {
-	bad := func(why string) *apiError { return newError(flow.CodeInvalidRedirectURL, "redirectUrl "+why+".") }
-	if len(raw) > maxRedirectURL {
-		return bad(fmt.Sprintf("is longer than %d characters", maxRedirectURL))
-	}
-	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Opaque != "" || u.Host == "" {
-		return bad("must be an absolute URL")
-	}
-	if u.User != nil {
-		return bad("must not carry user information")
-	}
-	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return bad("must not have a fragment")
-	}
-	host := strings.ToLower(u.Hostname())
-	scheme := strings.ToLower(u.Scheme)
-	if p.localhostHTTP && (host == "localhost" || host == "127.0.0.1") && (scheme == "http" || scheme == "https") {
-		return nil
-	}
-	if scheme != "https" {
-		return bad("must use https")
-	}
-	if p.exact[host] {
-		return nil
-	}
-	for _, suf := range p.suffixes {
-		if strings.HasSuffix(host, suf) && len(host) > len(suf) {
-			return nil
-		}
-	}
-	return bad("points at a host that is not allowed")
 }

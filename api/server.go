@@ -21,8 +21,10 @@
 //   - RequestHash = sha256 of {kind, customerId, redirectUrl, sorted
 //     blockchains}; the idempotency key itself is not part of it.
 //   - redirectUrl: absolute https (dev: http or https on localhost and
-//     127.0.0.1, any port), no user info, no fragment, at most 2048 bytes;
-//     the allow-list matches host names, any port.
+//     127.0.0.1, any port 1-65535), no user info, no fragment, no
+//     percent-encoding in the host, no backslash, at most 2048 bytes; hosts
+//     are compared in their IDNA ASCII form and the allow-list matches host
+//     names, any port.
 //   - GET /v1/customers/{id}/flows reads only the store (unknown customer →
 //     empty list); "limit" 1..100 (default 50), "status" repeatable.
 //   - GET /v1/flows/{id} and active flows elsewhere prefer the flow
