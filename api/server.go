@@ -84,6 +84,10 @@ type Config struct {
 	StartBurst int
 	// RequestTimeout bounds the work of one API request (default 30 s).
 	RequestTimeout time.Duration
+	// WebhookConcurrency bounds the unauthenticated webhook intake's
+	// requests in flight (default DefaultWebhookConcurrency); over it the
+	// intake answers 503 overloaded with Retry-After at once.
+	WebhookConcurrency int
 	// Ready runs extra readiness checks for /readyz (worker running, …).
 	Ready func(ctx context.Context) error
 	// Codec, when non-nil, is mounted at /codec/ with that prefix stripped
@@ -110,6 +114,7 @@ type Server struct {
 	redirect redirectPolicy
 	quota    *quota
 	metrics  *httpMetrics
+	intake   *intake
 	engine   *gin.Engine
 }
 
@@ -151,6 +156,9 @@ func New(cfg Config, st Store, pb Planbok, tc Temporal) (*Server, error) {
 	if s.metrics, err = newHTTPMetrics(s.cfg.Registry); err != nil {
 		return nil, err
 	}
+	if s.intake, err = newIntake(s.cfg.WebhookConcurrency, s.cfg.Registry); err != nil {
+		return nil, err
+	}
 	s.quota = newQuota(s.cfg.StartQuota, s.cfg.StartBurst)
 	s.engine = s.routes()
 	return s, nil
@@ -184,7 +192,7 @@ func (s *Server) routes() *gin.Engine {
 		e.Any("/codec/*path", codec)
 	}
 
-	e.POST("/v1/webhooks/planbok", s.webhook)
+	e.POST("/v1/webhooks/planbok", s.limitIntake, s.webhook)
 
 	v1 := e.Group("/v1", s.authenticate, s.timeout)
 	v1.POST("/customers", s.createCustomer)

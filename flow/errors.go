@@ -30,6 +30,9 @@ const (
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeNotFound             Code = "not_found"
 	CodeInternal             Code = "internal"
+	// CodeOverloaded: the webhook intake already has its maximum of
+	// requests in flight (503 with Retry-After).
+	CodeOverloaded Code = "overloaded"
 )
 
 // Error codes a flow ends with (the flow's "error" field).
@@ -53,7 +56,7 @@ var Codes = []Code{
 	CodeFlowNotFound, CodePINAlreadySet, CodePINRequired, CodeRecoveryRequired,
 	CodeCustomerLockedOut, CodeFlowInProgress, CodeFlowFinished, CodeIdempotencyKeyReused,
 	CodeRateLimited, CodePlanbokUnavailable, CodeTemporalUnavailable, CodeInvalidSignature,
-	CodePayloadTooLarge, CodeNotFound, CodeInternal,
+	CodePayloadTooLarge, CodeNotFound, CodeInternal, CodeOverloaded,
 	CodeChallengeFailed, CodeChallengeExpired, CodePlanbokRejected, CodeCancelled,
 }
 
