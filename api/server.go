@@ -32,8 +32,10 @@
 //   - Webhooks: once verified and recorded the answer is 200 even when
 //     signalling fails (outcome signal_failed: the flow's own polling
 //     covers it); a failure to record is 500 so Planbok sends it again.
-//     X-Webhook-Id is not signed: it is only the fallback de-duplication
-//     key.
+//     X-Webhook-Id is not signed, so it is never the de-duplication key:
+//     a body without idempotencyKey is keyed by its SHA-256. A key seen
+//     with another body is a conflict: answered, counted, audited, not
+//     acted on. At most WebhookConcurrency intake requests run at once.
 //   - Every error answer has the one error shape, 404 not_found for an
 //     unknown route and 405 invalid_request (with Allow) for a wrong
 //     method.
