@@ -51,7 +51,7 @@ func tooLarge(limit int64) *apiError {
 // Go's decoder matches a key to a field case-insensitively ("NAME" fills
 // Name) and lets the last of two equal keys win, so two parsers (a proxy,
 // a signature check, an audit log, this one) could read the same bytes
-// differently. checkKeys refuses that first: at every object level a key
+// differently. keyChecker refuses that first: at every object level a key
 // may appear once, may not differ from another key only in case, and,
 // where dst has a struct, must be exactly a field's JSON name.
 func decodeStrict(body []byte, dst any) *apiError {
