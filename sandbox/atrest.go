@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -92,13 +93,27 @@ func storageKey(d *db, path string, rnd io.Reader) ([]byte, error) {
 	if _, err := io.ReadFull(rnd, key); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole to a temporary file, then linked into place: another
+	// process starting on the same fresh database either wins the link
+	// and this one reads its key, or the other way round, and nobody reads
+	// a half-written file.
+	f, err := os.CreateTemp(filepath.Dir(keyPath), filepath.Base(keyPath)+".tmp*")
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: create %s: %w", keyPath, err)
 	}
+	defer os.Remove(f.Name())
 	_, err = f.WriteString(hex.EncodeToString(key) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = os.Link(f.Name(), keyPath)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return storageKey(d, path, rnd)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: write %s: %w", keyPath, err)
@@ -130,17 +145,20 @@ func (d *db) useStorageKey(w *keys.Wrapper) error {
 	if check != nil && !hmac.Equal(check, w.KeyCheck()) {
 		return errors.New("sandbox: the storage key file does not belong to this database")
 	}
-	format, err := d.meta("format")
-	if err != nil {
-		return err
-	}
-	if string(format) == storageFormat {
-		return nil
-	}
-	if format != nil {
-		return fmt.Errorf("sandbox: database format %q is newer than this sandbox knows", format)
-	}
+	// The format is read inside the write transaction, so two processes
+	// starting on one old file cannot both wrap (and so wrap twice).
 	return d.inTx(func(tx *sqlx.Tx) error {
+		var format []byte
+		err := tx.Get(&format, `SELECT value FROM meta WHERE key = 'format'`)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("sandbox: read format: %w", err)
+		case string(format) == storageFormat:
+			return nil
+		default:
+			return fmt.Errorf("sandbox: database format %q is newer than this sandbox knows", format)
+		}
 		var cs []customer
 		if err := tx.Select(&cs, `SELECT `+customerCols+` FROM customers`); err != nil {
 			return fmt.Errorf("upgrade: read customers: %w", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -239,5 +240,39 @@ func TestAtRest_UpgradesOldDatabase(t *testing.T) {
 	e.mustComplete(chID, map[string]any{"recovery": map[string]any{"emailCode": code}, "newPin": pin2})
 	if _, err := e.export(custID, pin2); err != nil {
 		t.Errorf("export with the new PIN after the upgrade: %v", err)
+	}
+}
+
+// Several sandboxes starting at once on one fresh database agree on one
+// key: none reads a half-written key file or keeps a key of its own.
+func TestAtRest_ConcurrentFirstStart(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "sandbox.db")
+	opts := testOptions(newFakeClock())
+	opts.DBPath, opts.BaseURL = dbPath, "http://sandbox.test"
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			sb, err := New(opts)
+			if err == nil {
+				err = sb.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("sandbox %d: %v", i, err)
+		}
+	}
+	sb, err := New(opts)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	sb.Close()
+	matches, _ := filepath.Glob(dbPath + ".key*")
+	if len(matches) != 1 {
+		t.Errorf("key files: got %v, want one", matches)
 	}
 }

@@ -141,8 +141,13 @@ func (d *db) secret(rnd io.Reader) ([]byte, error) {
 	if _, err := io.ReadFull(rnd, v); err != nil {
 		return nil, err
 	}
-	if _, err := d.x.Exec(`INSERT INTO meta(key, value) VALUES ('secret', ?)`, v); err != nil {
+	// Another process starting on the same fresh file may have stored
+	// its own meanwhile: the first one stored is the secret.
+	if _, err := d.x.Exec(`INSERT INTO meta(key, value) VALUES ('secret', ?) ON CONFLICT(key) DO NOTHING`, v); err != nil {
 		return nil, fmt.Errorf("sandbox: store secret: %w", err)
+	}
+	if err := d.x.Get(&v, `SELECT value FROM meta WHERE key = 'secret'`); err != nil {
+		return nil, fmt.Errorf("sandbox: read secret: %w", err)
 	}
 	return v, nil
 }
