@@ -66,9 +66,8 @@ func decodeJSON(body []byte, dst any, allowUnknown bool) *apiError {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return newError(flow.CodeInvalidRequest, "The request body must be a JSON object.")
 	}
-	kc := keyChecker{dec: json.NewDecoder(bytes.NewReader(body)), allowUnknown: allowUnknown}
-	kc.dec.UseNumber()
-	if aerr := kc.value(reflect.TypeOf(dst), "", 0); aerr != nil {
+	kc := keyChecker{b: body, allowUnknown: allowUnknown}
+	if aerr := kc.value(reflect.TypeOf(dst), 0); aerr != nil {
 		return aerr
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -84,49 +83,157 @@ func decodeJSON(body []byte, dst any, allowUnknown bool) *apiError {
 	return nil
 }
 
-// maxJSONDepth bounds the nesting checkKeys follows; no body custodyflows
-// reads goes past 4.
+// maxJSONDepth bounds the nesting the key check follows; no body
+// custodyflows reads goes past 4.
 const maxJSONDepth = 32
 
-// keyChecker walks one JSON value with the type it will be decoded into.
+// keyChecker scans the first JSON value of b with the Go type it will be
+// decoded into, checking object keys. It is a scanner, not a parser: on
+// malformed JSON it stops without an error and the decoder that runs next
+// reports it. On valid JSON it sees exactly the keys the decoder sees
+// (escapes in keys are decoded the same way). It allocates little, so a
+// large body costs about what decoding it does.
 type keyChecker struct {
-	dec          *json.Decoder
+	b            []byte
+	i            int
 	allowUnknown bool
+	path         []pathStep // where the scan is, for messages
 }
 
-// value checks the next JSON value; t is the Go type it decodes into (nil
-// when free-form: any keys, still no duplicates), path names it in
-// messages.
-func (k *keyChecker) value(t reflect.Type, path string, depth int) *apiError {
+// pathStep is one step of the path to a value: a key, or an index.
+type pathStep struct {
+	key   []byte
+	index int
+	isKey bool
+}
+
+// pathWith formats the current path, ending in key when key is non-nil.
+func (k *keyChecker) pathWith(key []byte) string {
+	var b strings.Builder
+	for _, st := range k.path {
+		if !st.isKey {
+			fmt.Fprintf(&b, "[%d]", st.index)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.Write(st.key)
+	}
+	if key != nil {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.Write(key)
+	}
+	return clip(b.String(), 100)
+}
+
+func (k *keyChecker) skipSpace() {
+	for k.i < len(k.b) {
+		switch k.b[k.i] {
+		case ' ', '\t', '\r', '\n':
+			k.i++
+		default:
+			return
+		}
+	}
+}
+
+// value checks the value at k.i; t is the Go type it decodes into (nil
+// when free-form: any keys, still no repeats).
+func (k *keyChecker) value(t reflect.Type, depth int) *apiError {
 	if depth > maxJSONDepth {
 		return newError(flow.CodeInvalidRequest, fmt.Sprintf("The request body nests deeper than %d levels.", maxJSONDepth))
 	}
-	tok, err := k.dec.Token()
-	if err != nil {
-		return jsonError(err)
+	k.skipSpace()
+	if k.i >= len(k.b) {
+		return nil
 	}
 	t = decodeTarget(t)
-	switch tok {
-	case json.Delim('{'):
-		return k.object(t, path, depth)
-	case json.Delim('['):
+	switch k.b[k.i] {
+	case '{':
+		k.i++
+		return k.object(t, depth)
+	case '[':
+		k.i++
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
-		for i := 0; k.dec.More(); i++ {
-			if aerr := k.value(elem, fmt.Sprintf("%s[%d]", path, i), depth+1); aerr != nil {
+		k.skipSpace()
+		if k.i < len(k.b) && k.b[k.i] == ']' {
+			k.i++
+			return nil
+		}
+		for n := 0; k.i < len(k.b); n++ {
+			k.path = append(k.path, pathStep{index: n})
+			aerr := k.value(elem, depth+1)
+			k.path = k.path[:len(k.path)-1]
+			if aerr != nil {
 				return aerr
 			}
+			k.skipSpace()
+			if k.i >= len(k.b) || k.b[k.i] != ',' {
+				break
+			}
+			k.i++
 		}
-		if _, err := k.dec.Token(); err != nil {
-			return jsonError(err)
+		if k.i < len(k.b) && k.b[k.i] == ']' {
+			k.i++
+		} else {
+			k.i = len(k.b) // malformed: the decoder says where
+		}
+	case '"':
+		k.skipString()
+	default:
+		// A number, true, false or null: up to the next delimiter.
+		for ; k.i < len(k.b); k.i++ {
+			switch k.b[k.i] {
+			case ',', ']', '}', ' ', '\t', '\r', '\n':
+				return nil
+			}
 		}
 	}
 	return nil
 }
 
-func (k *keyChecker) object(t reflect.Type, path string, depth int) *apiError {
+// skipString moves past the string starting at k.i and returns its raw
+// bytes without the quotes, and whether it is well formed.
+func (k *keyChecker) skipString() ([]byte, bool) {
+	start := k.i + 1
+	for j := start; j < len(k.b); j++ {
+		switch k.b[j] {
+		case '\\':
+			j++
+		case '"':
+			k.i = j + 1
+			return k.b[start:j], true
+		}
+	}
+	k.i = len(k.b)
+	return nil, false
+}
+
+// keyBytes decodes a key's raw bytes as encoding/json does (escapes
+// resolved, invalid UTF-8 replaced); plain ASCII keys are returned as they
+// are, without a copy.
+func keyBytes(raw []byte) ([]byte, bool) {
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf || c < 0x20 {
+			quoted := make([]byte, 0, len(raw)+2)
+			quoted = append(append(append(quoted, '"'), raw...), '"')
+			var key string
+			if err := json.Unmarshal(quoted, &key); err != nil {
+				return nil, false
+			}
+			return []byte(key), true
+		}
+	}
+	return raw, true
+}
+
+func (k *keyChecker) object(t reflect.Type, depth int) *apiError {
 	var fields map[string]reflect.Type // exact JSON name → type; nil when free-form
 	var elem reflect.Type
 	if t != nil {
@@ -137,42 +244,105 @@ func (k *keyChecker) object(t reflect.Type, path string, depth int) *apiError {
 			elem = t.Elem()
 		}
 	}
-	seen := map[string]string{} // folded key → key as sent
-	for k.dec.More() {
-		tok, err := k.dec.Token()
-		if err != nil {
-			return jsonError(err)
+	var seen keySet
+	k.skipSpace()
+	if k.i < len(k.b) && k.b[k.i] == '}' {
+		k.i++
+		return nil
+	}
+	for k.i < len(k.b) {
+		k.skipSpace()
+		if k.i >= len(k.b) || k.b[k.i] != '"' {
+			k.i = len(k.b)
+			return nil
 		}
-		key, _ := tok.(string)
-		name := joinPath(path, key)
-		folded := foldKey(key)
-		if first, dup := seen[folded]; dup {
-			if first == key {
-				return newError(flow.CodeInvalidRequest, fmt.Sprintf("Field %q appears twice.", clip(name, 100)))
+		raw, ok := k.skipString()
+		if !ok {
+			return nil
+		}
+		key, ok := keyBytes(raw)
+		if !ok {
+			k.i = len(k.b)
+			return nil
+		}
+		if first, dup := seen.add(key); dup {
+			if bytes.Equal(first, key) {
+				return newError(flow.CodeInvalidRequest, fmt.Sprintf("Field %q appears twice.", k.pathWith(key)))
 			}
 			return newError(flow.CodeInvalidRequest, fmt.Sprintf("Field %q repeats %q in another case; field names are case-sensitive.",
-				clip(name, 100), clip(joinPath(path, first), 100)))
+				k.pathWith(key), k.pathWith(first)))
 		}
-		seen[folded] = key
 		child := elem
 		if fields != nil {
-			if ft, known := fields[key]; known {
+			if ft, known := fields[string(key)]; known {
 				child = ft
-			} else if variant := caseVariantOf(fields, folded); variant != "" {
+			} else if variant := caseVariantOf(fields, key); variant != "" {
 				return newError(flow.CodeInvalidRequest, fmt.Sprintf("Unknown field %q; field names are case-sensitive (%q).",
-					clip(name, 100), joinPath(path, variant)))
+					k.pathWith(key), k.pathWith([]byte(variant))))
 			} else if !k.allowUnknown {
-				return newError(flow.CodeInvalidRequest, fmt.Sprintf("Unknown field %q.", clip(name, 100)))
+				return newError(flow.CodeInvalidRequest, fmt.Sprintf("Unknown field %q.", k.pathWith(key)))
 			}
 		}
-		if aerr := k.value(child, name, depth+1); aerr != nil {
+		k.skipSpace()
+		if k.i >= len(k.b) || k.b[k.i] != ':' {
+			k.i = len(k.b)
+			return nil
+		}
+		k.i++
+		k.path = append(k.path, pathStep{key: key, isKey: true})
+		aerr := k.value(child, depth+1)
+		k.path = k.path[:len(k.path)-1]
+		if aerr != nil {
 			return aerr
 		}
+		k.skipSpace()
+		if k.i >= len(k.b) || k.b[k.i] != ',' {
+			break
+		}
+		k.i++
 	}
-	if _, err := k.dec.Token(); err != nil {
-		return jsonError(err)
+	if k.i < len(k.b) && k.b[k.i] == '}' {
+		k.i++
+	} else {
+		k.i = len(k.b)
 	}
 	return nil
+}
+
+// keySet holds the keys of one object, compared as encoding/json matches
+// names: a few kept inline and compared one by one, a map of folded keys
+// past that.
+type keySet struct {
+	n      int
+	small  [8][]byte
+	folded map[string][]byte
+}
+
+// add records key and returns the key already there that folds equal to
+// it, if any.
+func (s *keySet) add(key []byte) ([]byte, bool) {
+	if s.folded == nil {
+		for _, k := range s.small[:s.n] {
+			if foldEqual(k, key) {
+				return k, true
+			}
+		}
+		if s.n < len(s.small) {
+			s.small[s.n] = key
+			s.n++
+			return nil, false
+		}
+		s.folded = make(map[string][]byte, 4*len(s.small))
+		for _, k := range s.small {
+			s.folded[foldKey(k)] = k
+		}
+	}
+	f := foldKey(key)
+	if first, dup := s.folded[f]; dup {
+		return first, true
+	}
+	s.folded[f] = key
+	return nil, false
 }
 
 // decodeTarget strips pointers and returns nil for types whose JSON form is
@@ -229,48 +399,58 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
-// caseVariantOf returns the field name whose folded form is folded, or "".
-func caseVariantOf(fields map[string]reflect.Type, folded string) string {
+// caseVariantOf returns the field name that folds equal to key, or "".
+func caseVariantOf(fields map[string]reflect.Type, key []byte) string {
 	for n := range fields {
-		if foldKey(n) == folded {
+		if foldEqual([]byte(n), key) {
 			return n
 		}
 	}
 	return ""
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
+// foldRune folds r the way encoding/json matches names (its foldName): to
+// the smallest rune of its Unicode simple-fold orbit, so "k", "K" and "K"
+// (U+212A KELVIN SIGN) are one.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'a' <= r && r <= 'z' {
+			r -= 'a' - 'A'
+		}
+		return r
 	}
-	return path + "." + key
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
 }
 
-// foldKey folds a key the way encoding/json matches names (its foldName:
-// ASCII upper case, and each other rune to the smallest of its Unicode
-// simple fold orbit, so "K" (U+212A KELVIN SIGN) folds like "k").
-func foldKey(s string) string {
+// foldKey returns s folded rune by rune with foldRune.
+func foldKey(s []byte) string {
 	var b strings.Builder
 	b.Grow(len(s))
-	for _, r := range s {
-		switch {
-		case r < utf8.RuneSelf:
-			if 'a' <= r && r <= 'z' {
-				r -= 'a' - 'A'
-			}
-		default:
-			for {
-				r2 := unicode.SimpleFold(r)
-				if r2 <= r {
-					r = r2
-					break
-				}
-				r = r2
-			}
-		}
-		b.WriteRune(r)
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		b.WriteRune(foldRune(r))
+		s = s[n:]
 	}
 	return b.String()
+}
+
+// foldEqual reports whether a and b fold equal, without allocating.
+func foldEqual(a, b []byte) bool {
+	for len(a) > 0 && len(b) > 0 {
+		ra, na := utf8.DecodeRune(a)
+		rb, nb := utf8.DecodeRune(b)
+		if ra != rb && foldRune(ra) != foldRune(rb) {
+			return false
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) == 0 && len(b) == 0
 }
 
 func jsonError(err error) *apiError {

@@ -89,6 +89,15 @@ func TestStrictJSON_NestedAndFreeForm(t *testing.T) {
 		{`{"multi":{"m":[{"z":1,"z":1}]}}`, "multi.m[0].z"},
 		{`{"in":{},"in":{}}`, "in"},
 		{`{"IN":{}}`, "IN"},
+		{`{"raw":{"k":1,"\u006b":2}}`, "raw.k"},
+		{`{"raw":{"k":1,"\u004b":2}}`, "raw.K"},
+		{`{"raw":{"a\"}{":1,"a\"}{":2}}`, `raw.a\"}{`},
+		{`{"raw":"}{\"in\":{","in":{"a":"x","a":"y"}}`, "in.a"},
+		{`{"map":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"J":11}}`, "map.J"},
+		{`{"map":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"b":11}}`, "map.b"},
+		{`{"raw":{"\u212a":1,"k":2}}`, "raw.k"},
+		{`{"raw":{"\u017f":1,"S":2}}`, "raw.S"},
+		{`{"list":[{},{},{"a":"x"},{"zz":1}]}`, "list[3].zz"},
 	} {
 		var v outer
 		aerr := decodeStrict([]byte(tc.body), &v)
@@ -104,6 +113,9 @@ func TestStrictJSON_NestedAndFreeForm(t *testing.T) {
 		`{"in":{"a":"x"},"list":[{"a":"y"},{"a":"y"}],"map":{"k":1,"l":2},"raw":{"x":[1,{"y":2}],"z":null},"ptr":null}`,
 		`{}`,
 		` {"raw":"\u0041"} `,
+		`{"in":{"\u0061":"escaped but exact"}}`,
+		`{"raw":{"a":"}{,\"a\":","b":["{\"a\":1}",{"c":[]}],"A1":1,"a1 ":2}}`,
+		`{"map":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12}}`,
 	} {
 		var v outer
 		if aerr := decodeStrict([]byte(ok), &v); aerr != nil {
