@@ -86,6 +86,9 @@ type Config struct {
 	StartBurst int
 	// RequestTimeout bounds the work of one API request (default 30 s).
 	RequestTimeout time.Duration
+	// ExportHold is how long after a completed PIN reset exports are held
+	// (security.exportAvailableAt); 0 = off. The worker enforces it.
+	ExportHold time.Duration
 	// WebhookConcurrency bounds the unauthenticated webhook intake's
 	// requests in flight (default DefaultWebhookConcurrency); over it the
 	// intake answers 503 overloaded with Retry-After at once.

@@ -181,7 +181,7 @@ func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
 
 		hash := requestHash(in)
 		if in.IdempotencyKey != "" {
-			f, meta, err := s.store.FindFlowByIdempotencyKey(ctx, in.IdempotencyKey)
+			f, meta, err := s.store.FindFlowByIdempotencyKey(ctx, customerID, in.IdempotencyKey)
 			switch {
 			case err == nil && meta.RequestHash == hash:
 				outcome, flowID = "replayed", f.ID
@@ -215,7 +215,8 @@ func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
 		}
 		switch {
 		case res.Refusal != nil:
-			ae := &apiError{code: res.Refusal.Code, message: res.Refusal.Message, activeFlowID: res.ActiveFlowID}
+			ae := &apiError{code: res.Refusal.Code, message: res.Refusal.Message, activeFlowID: res.ActiveFlowID,
+				availableAt: res.Refusal.AvailableAt}
 			if res.Flow != nil {
 				ae.flowID = res.Flow.ID
 			}
