@@ -41,6 +41,7 @@ var statusByCode = map[flow.Code]int{
 	flow.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	flow.CodeNotFound:             http.StatusNotFound,
 	flow.CodeInternal:             http.StatusInternalServerError,
+	flow.CodeOverloaded:           http.StatusServiceUnavailable,
 	flow.CodeChallengeFailed:      http.StatusConflict,
 	flow.CodeChallengeExpired:     http.StatusConflict,
 	flow.CodePlanbokRejected:      http.StatusBadGateway,

@@ -35,6 +35,9 @@ const (
 	// hold after the customer's last completed PIN reset; the error's
 	// AvailableAt says when export opens again.
 	CodeExportOnHold Code = "export_on_hold"
+	// CodeOverloaded: the webhook intake already has its maximum of
+	// requests in flight (503 with Retry-After).
+	CodeOverloaded Code = "overloaded"
 )
 
 // Error codes a flow ends with (the flow's "error" field).
@@ -65,7 +68,7 @@ var Codes = []Code{
 	CodeRateLimited, CodePlanbokUnavailable, CodeTemporalUnavailable, CodeInvalidSignature,
 	CodePayloadTooLarge, CodeNotFound, CodeInternal,
 	CodeChallengeFailed, CodeChallengeExpired, CodePlanbokRejected, CodeCancelled,
-	CodeExportOnHold,
+	CodeExportOnHold, CodeOverloaded,
 	CodeFlowOutcomeUnknown,
 }
 
