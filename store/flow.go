@@ -105,6 +105,13 @@ func flowNotFound(format string, args ...any) error {
 //   - a terminal flow always has a completedAt (its updatedAt when f has
 //     none).
 //
+// Idempotency keys are scoped per customer, as in the customer workflow.
+// A flow that failed before its challenge existed gives its key back (the
+// same key again starts afresh), and a flow that has no challenge yet
+// holds its key only until another flow of the customer claims it: the
+// customer workflow releases such a key as soon as the flow fails, which
+// may be before this row says so.
+//
 // A flow id already stored with another customer or kind is an error, and
 // an idempotency key already used by another flow is a
 // CodeIdempotencyKeyReused error.
@@ -165,12 +172,36 @@ func (s *Store) insertFlow(ctx context.Context, tx *sqlx.Tx, f *flow.Flow, meta 
 	if completed == nil && f.Status.Terminal() {
 		completed = &updated
 	}
+	key := flowKey(f, meta.IdempotencyKey)
+	if err := releaseKey(ctx, tx, f, key); err != nil {
+		return err
+	}
 	code, msg := flowErrorColumns(f.Error)
 	_, err = tx.ExecContext(ctx, `INSERT INTO flows (`+flowColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		f.ID, f.CustomerID, string(f.Kind), string(f.Status), f.ChallengeID, f.GatewayURL, f.RedirectURL, chains,
-		formatTimePtr(f.ExpiresAt), meta.IdempotencyKey, meta.RequestHash, code, msg,
+		formatTimePtr(f.ExpiresAt), key, meta.RequestHash, code, msg,
 		formatTime(created), formatTime(updated), formatTimePtr(completed))
+	return err
+}
+
+// flowKey is the idempotency key row f holds: none once it failed without
+// a challenge.
+func flowKey(f *flow.Flow, key string) string {
+	if f.Status == flow.StatusFailed && f.ChallengeID == "" {
+		return ""
+	}
+	return key
+}
+
+// releaseKey takes key for f from any other flow of the customer that has
+// no challenge (one that failed, or whose failure is not recorded yet).
+func releaseKey(ctx context.Context, tx *sqlx.Tx, f *flow.Flow, key string) error {
+	if key == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE flows SET idempotency_key = ''
+		WHERE customer_id = ? AND idempotency_key = ? AND id <> ? AND challenge_id = ''`, f.CustomerID, key, f.ID)
 	return err
 }
 
@@ -213,13 +244,19 @@ func (s *Store) updateFlow(ctx context.Context, tx *sqlx.Tx, old *flowRow, f *fl
 	if err != nil {
 		return err
 	}
+	key := flowKey(&next, orString(old.IdempotencyKey, meta.IdempotencyKey))
+	if key != old.IdempotencyKey {
+		if err := releaseKey(ctx, tx, &next, key); err != nil {
+			return err
+		}
+	}
 	code, msg := flowErrorColumns(next.Error)
 	_, err = tx.ExecContext(ctx, `UPDATE flows SET
 			status = ?, challenge_id = ?, gateway_url = ?, redirect_url = ?, blockchains = ?, expires_at = ?,
 			idempotency_key = ?, request_hash = ?, error_code = ?, error_message = ?, updated_at = ?, completed_at = ?
 		WHERE id = ?`,
 		string(next.Status), next.ChallengeID, next.GatewayURL, next.RedirectURL, chains, formatTimePtr(next.ExpiresAt),
-		orString(old.IdempotencyKey, meta.IdempotencyKey), orString(old.RequestHash, meta.RequestHash),
+		key, orString(old.RequestHash, meta.RequestHash),
 		code, msg, formatTime(next.UpdatedAt), formatTimePtr(next.CompletedAt), f.ID)
 	return err
 }
@@ -278,13 +315,16 @@ func (s *Store) FindFlowByChallengeID(ctx context.Context, challengeID string) (
 	return f, nil
 }
 
-// FindFlowByIdempotencyKey returns the flow first started with key and the
-// metadata stored with it, or a CodeFlowNotFound error.
-func (s *Store) FindFlowByIdempotencyKey(ctx context.Context, key string) (*flow.Flow, FlowMeta, error) {
+// FindFlowByIdempotencyKey returns the flow customerID started with key
+// and the metadata stored with it, or a CodeFlowNotFound error. Keys are
+// per customer; a flow that failed before its challenge existed no longer
+// holds its key.
+func (s *Store) FindFlowByIdempotencyKey(ctx context.Context, customerID, key string) (*flow.Flow, FlowMeta, error) {
 	if key == "" {
 		return nil, FlowMeta{}, flowNotFound("No flow has an empty idempotency key.")
 	}
-	f, meta, err := s.findFlow(ctx, `idempotency_key = ?`, key)
+	f, meta, err := s.findFlow(ctx, `customer_id = ? AND idempotency_key = ? AND NOT (status = 'failed' AND challenge_id = '')`,
+		customerID, key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, FlowMeta{}, flowNotFound("No flow was started with that idempotency key.")
 	}
@@ -295,9 +335,9 @@ func (s *Store) FindFlowByIdempotencyKey(ctx context.Context, key string) (*flow
 	return f, meta, nil
 }
 
-func (s *Store) findFlow(ctx context.Context, where string, arg any) (*flow.Flow, FlowMeta, error) {
+func (s *Store) findFlow(ctx context.Context, where string, args ...any) (*flow.Flow, FlowMeta, error) {
 	var row flowRow
-	if err := s.r.GetContext(ctx, &row, `SELECT `+flowColumns+` FROM flows WHERE `+where, arg); err != nil {
+	if err := s.r.GetContext(ctx, &row, `SELECT `+flowColumns+` FROM flows WHERE `+where, args...); err != nil {
 		return nil, FlowMeta{}, err
 	}
 	f, err := row.flow()

@@ -63,7 +63,7 @@ func TestFlow_RoundTrip(t *testing.T) {
 	check("FindFlowByID", got, err)
 	got, err = s.FindFlowByChallengeID(ctx, "ch-1")
 	check("FindFlowByChallengeID", got, err)
-	got, gotMeta, err := s.FindFlowByIdempotencyKey(ctx, "idem-1")
+	got, gotMeta, err := s.FindFlowByIdempotencyKey(ctx, "c1", "idem-1")
 	check("FindFlowByIdempotencyKey", got, err)
 	if gotMeta != meta {
 		t.Errorf("meta: got %+v, want %+v", gotMeta, meta)
@@ -146,7 +146,7 @@ func TestUpsertFlow_NeverClearsFields(t *testing.T) {
 	if err := s.UpsertFlow(ctx, done, FlowMeta{IdempotencyKey: "other", RequestHash: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	got, meta, err := s.FindFlowByIdempotencyKey(ctx, "k1")
+	got, meta, err := s.FindFlowByIdempotencyKey(ctx, "c1", "k1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,9 @@ func TestUpsertFlow_SetsErrorOnFailure(t *testing.T) {
 func TestUpsertFlow_Refusals(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
-	if err := s.UpsertFlow(ctx, newFlow("f1", "c1", flow.KindRecovery, 0), FlowMeta{IdempotencyKey: "k1"}); err != nil {
+	held := newFlow("f1", "c1", flow.KindRecovery, 0)
+	held.Status, held.ChallengeID = flow.StatusAwaitingUser, "ch-1" // a challenge exists: the key is taken for good
+	if err := s.UpsertFlow(ctx, held, FlowMeta{IdempotencyKey: "k1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UpsertFlow(ctx, newFlow("f2", "c1", flow.KindRecovery, 1), FlowMeta{IdempotencyKey: "k1"}); flow.ErrorCode(err) != flow.CodeIdempotencyKeyReused {
@@ -237,6 +239,68 @@ func TestUpsertFlow_Refusals(t *testing.T) {
 	}
 	if err := s.UpsertFlow(ctx, b, FlowMeta{}); err == nil {
 		t.Error("second flow with the same challenge id: got nil error, want one")
+	}
+}
+
+// Idempotency keys are per customer, and a flow that failed before its
+// challenge existed gives its key back, even when the next flow claims the
+// key before that failure is recorded (the customer workflow releases it
+// first).
+func TestUpsertFlow_IdempotencyKeyScopeAndRelease(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	meta := FlowMeta{IdempotencyKey: "k", RequestHash: "h"}
+	find := func(customerID string) (string, error) {
+		f, _, err := s.FindFlowByIdempotencyKey(ctx, customerID, "k")
+		if err != nil {
+			return "", err
+		}
+		return f.ID, nil
+	}
+
+	// f1 fails before its challenge: the key is free again.
+	f1 := newFlow("f1", "c1", flow.KindUpdatePIN, 0)
+	if err := s.UpsertFlow(ctx, f1, meta); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := find("c1"); err != nil || id != "f1" {
+		t.Fatalf("while starting: got %q, %v, want f1", id, err)
+	}
+	if _, err := find("c2"); flow.ErrorCode(err) != flow.CodeFlowNotFound {
+		t.Fatalf("another customer's key: got %v, want flow_not_found", err)
+	}
+	failed := *f1
+	failed.Status, failed.Error = flow.StatusFailed, flow.Errorf(flow.CodePlanbokUnavailable, "Planbok did not answer.")
+	if err := s.UpsertFlow(ctx, &failed, meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := find("c1"); flow.ErrorCode(err) != flow.CodeFlowNotFound {
+		t.Fatalf("after failing before the challenge: got %v, want flow_not_found", err)
+	}
+
+	// f2 takes the key while still starting; f3 claims it before f2's
+	// failure is recorded; f2's late write must neither fail nor take it
+	// back.
+	f2 := newFlow("f2", "c1", flow.KindUpdatePIN, 1)
+	if err := s.UpsertFlow(ctx, f2, meta); err != nil {
+		t.Fatal(err)
+	}
+	f3 := newFlow("f3", "c1", flow.KindUpdatePIN, 2)
+	if err := s.UpsertFlow(ctx, f3, meta); err != nil {
+		t.Fatalf("claiming a key a flow without a challenge holds: got %v, want nil", err)
+	}
+	late := *f2
+	late.Status, late.Error = flow.StatusFailed, flow.Errorf(flow.CodePlanbokUnavailable, "Planbok did not answer.")
+	if err := s.UpsertFlow(ctx, &late, meta); err != nil {
+		t.Fatalf("late failure of the released flow: got %v, want nil", err)
+	}
+	aw := *f3
+	aw.Status, aw.ChallengeID, aw.UpdatedAt = flow.StatusAwaitingUser, "ch-3", f3.UpdatedAt.Add(time.Second)
+	if err := s.UpsertFlow(ctx, &aw, meta); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := find("c1"); err != nil || id != "f3" {
+		t.Fatalf("after the retry: got %q, %v, want f3", id, err)
 	}
 }
 
@@ -336,8 +400,8 @@ func TestFindFlow_NotFound(t *testing.T) {
 		{"by id", func() error { _, err := s.FindFlowByID(ctx, "nope"); return err }},
 		{"by challenge id", func() error { _, err := s.FindFlowByChallengeID(ctx, "nope"); return err }},
 		{"by empty challenge id", func() error { _, err := s.FindFlowByChallengeID(ctx, ""); return err }},
-		{"by idempotency key", func() error { _, _, err := s.FindFlowByIdempotencyKey(ctx, "nope"); return err }},
-		{"by empty idempotency key", func() error { _, _, err := s.FindFlowByIdempotencyKey(ctx, ""); return err }},
+		{"by idempotency key", func() error { _, _, err := s.FindFlowByIdempotencyKey(ctx, "c1", "nope"); return err }},
+		{"by empty idempotency key", func() error { _, _, err := s.FindFlowByIdempotencyKey(ctx, "c1", ""); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantCode(t, tt.find(), flow.CodeFlowNotFound) })
