@@ -153,7 +153,7 @@ func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.S
 	v := workflow.GetVersion(ctx, versionStartPath, workflow.DefaultVersion, 1)
 	// The budget runs from arrival: time spent waiting behind another start
 	// of this customer is part of it.
-	deadline := workflow.Now(ctx).Add(flow.PlanbokBudget(req.PlanbokBudget))
+	deadline := workflow.Now(ctx).Add(planbokBudget(req))
 	if err := workflow.Await(ctx, func() bool { return !c.busy }); err != nil {
 		return flow.StartResult{}, err
 	}
@@ -242,6 +242,15 @@ func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.S
 }
 
 func refuse(e *flow.Error) flow.StartResult { return flow.StartResult{Refusal: e} }
+
+// planbokBudget is the Planbok budget req carries (the API derived it from
+// its request's time), never more than flow.StartPlanbokBudget.
+func planbokBudget(req flow.StartRequest) time.Duration {
+	if req.PlanbokBudget <= 0 {
+		return flow.StartPlanbokBudget
+	}
+	return min(req.PlanbokBudget, flow.StartPlanbokBudget)
+}
 
 // preflight asks Planbok whether a flow of kind may start, and returns the
 // refusal, if any. It retries within the start's Planbok budget (until

@@ -308,7 +308,11 @@ func TestCustomer_PreflightUnavailableForTheWholeBudget(t *testing.T) {
 		lastCall = ct.fakes.now()
 		return flow.PreflightResult{}, retryable("Planbok answered 503.")
 	}
-	out := ct.start(0, request(flow.KindUpdatePIN, "", ""))
+	// The budget as the API sends it for a request with the whole
+	// flow.StartTimeout left.
+	req := request(flow.KindUpdatePIN, "", "")
+	req.PlanbokBudget = flow.PlanbokBudget(flow.StartTimeout)
+	out := ct.start(0, req)
 	behind := ct.start(0, request(flow.KindRecovery, "", ""))
 	var at20, atBudget bool
 	ct.env.RegisterDelayedCallback(func() { at20 = out.done }, 20*time.Second)
