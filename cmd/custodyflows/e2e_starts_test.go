@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/custodyflows/custodyflows/api"
 	"github.com/custodyflows/custodyflows/flow"
+	"github.com/custodyflows/custodyflows/planbok"
 	"github.com/custodyflows/custodyflows/sandbox"
 )
 
@@ -115,4 +119,47 @@ func TestDev_StartAnswers502OnlyAfterTheBudget(t *testing.T) {
 	}
 	f, _ := s.api.start(cust.ID, flow.KindInitialize, map[string]any{"idempotencyKey": "budget-1"}, http.StatusCreated)
 	mustEqual(t, "status", f.Status, flow.StatusAwaitingUser)
+}
+
+// The per-customer start quota holds for the deployment, not per API
+// process: starts alternating between two API servers (one Temporal, one
+// database) get the default 20 flows an hour between them, then 429 with
+// Retry-After. Replays and the same kind again while active stay free.
+func TestDev_StartQuotaCountedOnceAcrossAPIs(t *testing.T) {
+	s := startStack(t)
+	second, err := api.New(api.Config{
+		APIKeys: []string{testAPIKey}, AllowLocalhostHTTP: true, TaskQueue: flow.DefaultTaskQueue,
+	}, s.Store, planbok.New(s.SandboxURL, testPlanbokKey), s.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(second.Handler())
+	defer srv.Close()
+	apis := []*apiClient{s.api, {t: t, base: srv.URL, key: testAPIKey}}
+
+	cust := s.onboard("user-quota") // its initialize flow is the first of 20
+	for i := 1; i < api.DefaultStartsPerHour; i++ {
+		c := apis[i%2]
+		key := map[string]any{"idempotencyKey": "quota-" + strconv.Itoa(i)}
+		f, _ := c.start(cust.ID, flow.KindUpdatePIN, key, http.StatusCreated)
+		// Free: a replay, and the same kind again while active, on the
+		// other API.
+		apis[(i+1)%2].start(cust.ID, flow.KindUpdatePIN, map[string]any{"idempotencyKey": "quota-" + strconv.Itoa(i)}, http.StatusOK)
+		apis[(i+1)%2].start(cust.ID, flow.KindUpdatePIN, nil, http.StatusOK)
+		if r := c.do(http.MethodPost, "/v1/flows/"+f.ID+"/cancel", nil); r.Status != http.StatusOK {
+			t.Fatalf("cancel %d: got %d %s", i, r.Status, r.Body)
+		}
+	}
+	for _, c := range apis {
+		_, r := c.start(cust.ID, flow.KindUpdatePIN, nil, http.StatusTooManyRequests)
+		mustEqual(t, "code", r.errorCode(), "rate_limited")
+		ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		// One start refills every 3 minutes.
+		if err != nil || ra < 120 || ra > 180 {
+			t.Errorf("Retry-After: got %q, want about 180 seconds", r.Header.Get("Retry-After"))
+		}
+	}
+	// Another customer has its own quota.
+	other := s.api.createCustomer("Other", "user-quota-other")
+	s.api.start(other.ID, flow.KindInitialize, nil, http.StatusCreated)
 }
