@@ -93,6 +93,10 @@ type customerRun struct {
 	starts int
 	// quota is the customer's start-quota bucket (workflow time).
 	quota flow.QuotaBucket
+	// unknown is set when Planbok said the customer does not exist and this
+	// run holds nothing for it: the run then completes as soon as it is
+	// idle, so ids nobody has cost no hour-long workflow each.
+	unknown bool
 	// notifySeq numbers app events that have no webhook id to name them.
 	notifySeq int
 
@@ -202,8 +206,10 @@ func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.S
 	}
 
 	if refusal := c.preflight(ctx, req.Kind, deadline); refusal != nil {
+		c.unknown = v >= 1 && refusal.Code == flow.CodeCustomerNotFound && len(c.flows) == 0
 		return refuse(refusal), nil
 	}
+	c.unknown = false
 
 	var flowID string
 	err := workflow.SideEffect(ctx, func(workflow.Context) any { return flow.NewFlowID(nil) }).Get(&flowID)
@@ -413,6 +419,9 @@ func (c *customerRun) continueAsNewDue() bool {
 // idle timeout, but never less than the quota bucket needs to refill, so a
 // run that completes forgets nothing a new run would not know.
 func (c *customerRun) idleTimeout() time.Duration {
+	if c.unknown && len(c.flows) == 0 && c.quota.Full(workflow.Now(c.ctx)) == 0 {
+		return 0
+	}
 	d := DefaultIdleTimeout
 	if c.in.IdleTimeout > 0 {
 		d = c.in.IdleTimeout

@@ -257,12 +257,9 @@ func TestCustomer_PreflightRefusal(t *testing.T) {
 		{"standing", func(flow.PreflightInput) (flow.PreflightResult, error) {
 			return flow.PreflightResult{Standing: flow.Standing{HasPIN: true}}, nil
 		}, flow.CodeRecoveryRequired, 1},
-		{"not found", func(flow.PreflightInput) (flow.PreflightResult, error) {
-			return flow.PreflightResult{}, final(flow.CodeCustomerNotFound, "No such customer.")
-		}, flow.CodeCustomerNotFound, 1},
-		{"not found", func(in flow.PreflightInput) (flow.PreflightResult, error) {
-			return flow.PreflightResult{Refusal: flow.Errorf(flow.CodeCustomerNotFound, "Customer %q was not found at Planbok.", in.CustomerID)}, nil
-		}, flow.CodeCustomerNotFound, 1},
+		{"locked out", func(flow.PreflightInput) (flow.PreflightResult, error) {
+			return flow.PreflightResult{}, final(flow.CodeCustomerLockedOut, "The customer is locked out.")
+		}, flow.CodeCustomerLockedOut, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,6 +291,51 @@ func TestCustomer_PreflightRefusal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A customer Planbok does not know is 404 customer_not_found from the
+// workflow, whether Preflight refuses or fails with the code; nothing is
+// created or counted, and the run, holding nothing, completes at once
+// instead of staying open an hour for an id nobody has.
+func TestCustomer_CustomerNotFound(t *testing.T) {
+	for name, preflight := range map[string]func(flow.PreflightInput) (flow.PreflightResult, error){
+		"refusal": func(in flow.PreflightInput) (flow.PreflightResult, error) {
+			return flow.PreflightResult{Refusal: flow.Errorf(flow.CodeCustomerNotFound, "Customer %q was not found at Planbok.", in.CustomerID)}, nil
+		},
+		"final error": func(flow.PreflightInput) (flow.PreflightResult, error) {
+			return flow.PreflightResult{}, final(flow.CodeCustomerNotFound, "No such customer.")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ct := newCustomerTest(t)
+			ct.fakes.preflight = preflight
+			out := ct.start(0, request(flow.KindUpdatePIN, "key-1", "hash-1"))
+			if err := ct.run(); err != nil {
+				t.Fatalf("workflow error: got %v, want nil", err)
+			}
+			out.refusal(t, flow.CodeCustomerNotFound)
+			if out.res.Flow != nil || out.res.Created {
+				t.Errorf("flow: got %+v created=%v, want none", out.res.Flow, out.res.Created)
+			}
+			wantEqual(t, "CreateChallenge calls", len(ct.fakes.creates), 0)
+			wantEqual(t, "completed after", ct.env.Now().Sub(t0), time.Duration(0))
+		})
+	}
+	t.Run("a known customer's run stays", func(t *testing.T) {
+		ct := newCustomerTest(t)
+		ct.start(0, request(flow.KindUpdatePIN, "", ""))
+		ct.env.RegisterDelayedCallback(func() {
+			ct.fakes.setPreflight(func(flow.PreflightInput) (flow.PreflightResult, error) {
+				return flow.PreflightResult{Refusal: flow.Errorf(flow.CodeCustomerNotFound, "Gone.")}, nil
+			})
+		}, 20*time.Minute)
+		ct.start(21*time.Minute, request(flow.KindUpdatePIN, "", ""))
+		if err := ct.run(); err != nil {
+			t.Fatalf("workflow error: got %v, want nil", err)
+		}
+		// It has had a flow: the refusal at 21m restarts its idle hour.
+		wantEqual(t, "completed after", ct.env.Now().Sub(t0), 21*time.Minute+DefaultIdleTimeout)
+	})
 }
 
 // A Planbok that keeps failing is retried for the whole Planbok budget,
