@@ -19,7 +19,9 @@
 //     active flow and before the rules. The API sends its configured quota
 //     with each start.
 //   - RequestHash = sha256 of {kind, customerId, redirectUrl, sorted
-//     blockchains}; the idempotency key itself is not part of it.
+//     blockchains}; the idempotency key itself is not part of it. Keys are
+//     scoped per customer; a start that failed before its challenge
+//     existed releases its key, so the same key again starts afresh.
 //   - redirectUrl: absolute https (dev: http or https on localhost and
 //     127.0.0.1, any port), no user info, no fragment, at most 2048 bytes;
 //     the allow-list matches host names, any port.
