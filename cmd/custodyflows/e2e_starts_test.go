@@ -163,3 +163,22 @@ func TestDev_StartQuotaCountedOnceAcrossAPIs(t *testing.T) {
 	other := s.api.createCustomer("Other", "user-quota-other")
 	s.api.start(other.ID, flow.KindInitialize, nil, http.StatusCreated)
 }
+
+// A Planbok that hangs (every answer later than an attempt may wait) is
+// the same as one that fails: 502 planbok_unavailable when the Planbok
+// budget is spent, never a timed-out request answered 503 as if Temporal
+// were at fault.
+func TestDev_SlowPlanbokAnswers502(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+	cust := s.api.createCustomer("Slow", "user-slow")
+	slow := int((flow.PlanbokAttemptTimeout + time.Second) / time.Millisecond)
+	if err := s.helper.SetFaults(ctx, sandbox.Faults{APILatencyMs: slow}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.helper.SetFaults(context.Background(), sandbox.Faults{}) })
+	began := time.Now()
+	_, r := s.api.start(cust.ID, flow.KindInitialize, nil, http.StatusBadGateway)
+	mustEqual(t, "code", r.errorCode(), "planbok_unavailable")
+	t.Logf("with Planbok answering after %d ms, 502 after %s", slow, time.Since(began).Round(time.Millisecond))
+}
