@@ -89,6 +89,9 @@ type Config struct {
 	// flow.StartTimeout). A start's Planbok budget is what is left of it
 	// after flow.StartReserve.
 	RequestTimeout time.Duration
+	// ExportHold is how long after a completed PIN reset exports are held
+	// (security.exportAvailableAt); 0 = off. The worker enforces it.
+	ExportHold time.Duration
 	// Ready runs extra readiness checks for /readyz (worker running, …).
 	Ready func(ctx context.Context) error
 	// Codec, when non-nil, is mounted at /codec/ with that prefix stripped
