@@ -40,6 +40,7 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		webhookSecret = "whsec-intake-8b1e5c"
 		apiKeyOld     = "app-key-old-71d3"
 		apiKeyNew     = "app-key-new-c0a9"
+		codecToken    = "codec-token-5e2f"
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -80,6 +81,7 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		"CUSTODYFLOWS_PAYLOAD_KEYS":     payloadKeys,
 		"CUSTODYFLOWS_WEBHOOK_SECRETS":  webhookSecret,
 		"CUSTODYFLOWS_API_KEYS":         apiKeyOld + "," + apiKeyNew,
+		"CUSTODYFLOWS_CODEC_AUTH":       codecToken,
 		"CUSTODYFLOWS_LOG_LEVEL":        "debug",
 	}
 	var logs lockedBuffer
@@ -109,9 +111,10 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		t.Fatalf("security after initialize: got %+v", sec)
 	}
 
-	// The codec endpoint decrypts histories: outside dev it takes the API's
-	// keys, like every /v1 route.
-	for key, want := range map[string]int{"": http.StatusUnauthorized, "wrong-key": http.StatusUnauthorized, apiKeyNew: http.StatusOK} {
+	// The codec endpoint decrypts every history: outside dev it takes its
+	// own token (--codec-auth) and refuses the apps' API keys.
+	for key, want := range map[string]int{"": http.StatusUnauthorized, "wrong-key": http.StatusUnauthorized,
+		apiKeyNew: http.StatusUnauthorized, apiKeyOld: http.StatusUnauthorized, codecToken: http.StatusOK} {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+"/codec/default/decode", strings.NewReader(`{"payloads":[]}`))
 		req.Header.Set("Content-Type", "application/json")
 		if key != "" {
@@ -158,7 +161,7 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 			t.Fatal("a command did not stop within 30s of cancellation")
 		}
 	}
-	for _, secret := range []string{planbokKey, webhookSecret, apiKeyOld, apiKeyNew, base64.StdEncoding.EncodeToString(payloadKey)} {
+	for _, secret := range []string{planbokKey, webhookSecret, apiKeyOld, apiKeyNew, codecToken, base64.StdEncoding.EncodeToString(payloadKey)} {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatalf("a secret reached the logs: %q", secret)
 		}
