@@ -164,7 +164,8 @@ func TestServices_MutualTLSToTemporal(t *testing.T) {
 	defer temporal.Stop()
 	temporalUp := time.Since(temporalBegan)
 
-	_, workerTook := waitJSON(t, "http://"+metricsAddr+"/readyz", 90*time.Second)
+	waitJSON(t, "http://"+metricsAddr+"/readyz", 90*time.Second)
+	workerTook := time.Since(began)
 	var body map[string]any
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		body, _ = waitJSON(t, "http://"+apiAddr+"/readyz", 90*time.Second)
@@ -182,6 +183,43 @@ func TestServices_MutualTLSToTemporal(t *testing.T) {
 	if !strings.Contains(logs.String(), "waiting for Temporal") {
 		t.Errorf("no wait was logged:\n%s", logs.String())
 	}
+
+	// With Temporal up: start-to-ready of a fresh api, and two more workers
+	// on the default metrics address, which the second cannot have: it
+	// takes a free port and says so, with no setting of its own.
+	api2 := freeAddr(t)
+	began2 := time.Now()
+	go func() {
+		done <- run(ctx, []string{"api", "--http-addr", api2}, io.Discard, io.Discard, lookupFrom(environment))
+	}()
+	waitJSON(t, "http://"+api2+"/readyz", 60*time.Second)
+	apiReady := time.Since(began2)
+	var workerLogs [2]lockedBuffer
+	var workerReady [2]time.Duration
+	for i := range workerLogs {
+		began := time.Now()
+		go func() {
+			done <- run(ctx, []string{"worker"}, io.Discard, &workerLogs[i], lookupFrom(environment))
+		}()
+		addr := ""
+		for deadline := time.Now().Add(60 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for _, line := range strings.Split(workerLogs[i].String(), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "worker started" {
+					addr, _ = rec["metrics"].(string)
+				}
+			}
+		}
+		if addr == "" {
+			t.Fatalf("worker %d logged no metrics address:\n%s", i+1, workerLogs[i].String())
+		}
+		waitJSON(t, "http://"+addr+"/readyz", 60*time.Second)
+		workerReady[i] = time.Since(began)
+	}
+	if !strings.Contains(workerLogs[1].String(), "free port") {
+		t.Errorf("second worker on the default metrics address: no fallback logged:\n%s", workerLogs[1].String())
+	}
+	t.Logf("Temporal up (mTLS): api start-to-ready %s; workers %s and %s (the second on a fallback port)", apiReady, workerReady[0], workerReady[1])
 
 	// A wrong CA, a missing client certificate: stopped at start, the
 	// setting named, no key shown.
@@ -222,7 +260,7 @@ func TestServices_MutualTLSToTemporal(t *testing.T) {
 	}
 
 	cancel()
-	for range 2 {
+	for range 5 {
 		select {
 		case err := <-done:
 			if err != nil {
