@@ -38,11 +38,11 @@ func newFlagSet(cmd string, out io.Writer) *flag.FlagSet {
 			if f.DefValue != "" {
 				def = fmt.Sprintf(" (default %q)", f.DefValue)
 			}
-			vars := envName(f.Name)
+			vars := "[" + envName(f.Name) + "]"
 			if isSecret(f) {
-				vars += ", " + envName(f.Name) + fileSuffix
+				vars += " [" + envName(f.Name) + fileSuffix + "]"
 			}
-			fmt.Fprintf(out, "  --%s  [%s]%s\n      %s\n", f.Name, vars, def, f.Usage)
+			fmt.Fprintf(out, "  --%s  %s%s\n      %s\n", f.Name, vars, def, f.Usage)
 		})
 	}
 	return fs
