@@ -49,7 +49,7 @@ type serviceConfig struct {
 func (s *serviceConfig) register(fs *flag.FlagSet) {
 	s.Temporal.register(fs)
 	s.Planbok.register(fs)
-	fs.StringVar(&s.DB, "db", "./.data/custodyflows.db", "path of the app's SQLite database (security status, flow index, webhook inbox, audit log)")
+	fs.StringVar(&s.DB, "db", "./.data/custodyflows.db", "the app database (security status, flow index, webhook inbox, audit log): a SQLite file path or a postgres:// URL")
 	fs.Var(&s.PayloadKeys, "payload-keys", "payload encryption keys, id:<base64 32 bytes>[,id:…]; the first encrypts, all decrypt (rotation)")
 	s.Log.register(fs)
 }
@@ -75,6 +75,9 @@ func (s serviceConfig) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// The API's /readyz proves writes through the store's health probe.
+var _ api.WriteProber = (*store.Store)(nil)
 
 // deps are what the api and worker services of one process share: dev
 // opens them once for both.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -420,4 +421,57 @@ func TestIntake_SlowClientsDoNotStarveTheAPI(t *testing.T) {
 		t.Fatalf("authenticated call: got %d, want 200", resp.StatusCode)
 	}
 	t.Logf("%d slow-body connections open: authenticated call answered in %s", n, time.Since(began))
+}
+
+// /readyz sees a full disk: the app database answers pings but cannot be
+// written. The database lives on a small tmpfs the test fills (root may
+// mount; chmod would not stop root).
+func TestReadyz_FullDiskIsUnready(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "small")
+	os.Mkdir(dir, 0o700)
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
+		t.Skipf("cannot mount a small tmpfs here (%v); the api test with a fake store covers the logic", err)
+	}
+	defer syscall.Unmount(dir, syscall.MNT_DETACH)
+	st, err := store.Open(context.Background(), filepath.Join(dir, "app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tc, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1", Logger: nopLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	srv, err := api.New(api.Config{APIKeys: []string{"k"}}, st, planbok.New("http://127.0.0.1:1", "k"), tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	databaseCheck := func() string {
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		var body struct {
+			Checks map[string]string `json:"checks"`
+		}
+		json.Unmarshal(rec.Body.Bytes(), &body)
+		return body.Checks["database"]
+	}
+	if got := databaseCheck(); got != "ok" {
+		t.Fatalf("database check with room on disk: got %q, want ok", got)
+	}
+	filler, _ := os.Create(filepath.Join(dir, "filler"))
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			break // ENOSPC: the disk is full
+		}
+	}
+	filler.Close()
+	if got := databaseCheck(); got != "unavailable" {
+		t.Fatalf("database check on a full disk: got %q, want unavailable", got)
+	}
+	os.Remove(filepath.Join(dir, "filler"))
+	if got := databaseCheck(); got != "ok" {
+		t.Fatalf("database check after freeing space: got %q, want ok", got)
+	}
 }
