@@ -20,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"github.com/custodyflows/custodyflows/devstack"
 )
 
@@ -259,8 +263,60 @@ func TestServices_MutualTLSToTemporal(t *testing.T) {
 		})
 	}
 
+	// A namespace that does not exist yet: the worker waits for it, then
+	// starts once someone registers it.
+	nsEnv := map[string]string{}
+	for k, v := range environment {
+		nsEnv[k] = v
+	}
+	nsEnv["TEMPORAL_NAMESPACE"] = "created-later"
+	nsMetrics := freeAddr(t)
+	var nsLogs lockedBuffer
+	go func() {
+		done <- run(ctx, []string{"worker", "--metrics-addr", nsMetrics}, io.Discard, &nsLogs, lookupFrom(nsEnv))
+	}()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(nsLogs.String(), "namespace not found"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no wait for the namespace was logged:\n%s", nsLogs.String())
+		}
+	}
+	tc := temporalConfig{Address: temporalAddr, Namespace: "default", TLSCert: clientCert, TLSKey: clientKey,
+		TLSCA: filepath.Join(dir, "ca.pem"), TLSServerName: "temporal.test"}
+	tlsConf, err := tc.tlsConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := client.NewNamespaceClient(client.Options{HostPort: temporalAddr, Logger: nopLogger{}, ConnectionOptions: client.ConnectionOptions{TLS: tlsConf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: "created-later", WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)})
+	nc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJSON(t, "http://"+nsMetrics+"/readyz", 60*time.Second)
+
+	// Temporal goes away: the health routes say so, the processes stay.
+	temporal.Stop()
+	for _, url := range []string{"http://" + metricsAddr + "/readyz", "http://" + apiAddr + "/readyz"} {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Fatalf("%s: %v", url, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still %d 30s after Temporal stopped, want 503", url, resp.StatusCode)
+			}
+		}
+	}
+
 	cancel()
-	for range 5 {
+	for range 6 {
 		select {
 		case err := <-done:
 			if err != nil {
