@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"crypto/tls"
 	"log/slog"
 
 	"go.temporal.io/sdk/client"
@@ -31,12 +30,6 @@ type ClientConfig struct {
 	// Metrics receives the SDK's metrics (none when nil); see
 	// NewMetricsHandler.
 	Metrics client.MetricsHandler
-	// TLS, when set, secures the connection (server CA, server name, client
-	// certificate for mTLS).
-	TLS *tls.Config
-	// APIKey, when set, is sent with every call (Temporal Cloud API keys);
-	// it turns TLS on with the system roots unless TLS is set.
-	APIKey string
 }
 
 // ClientOptions returns the Temporal client options shared by the api and
@@ -56,10 +49,6 @@ func ClientOptions(o ClientConfig) client.Options {
 		Namespace:      ns,
 		Logger:         log.NewStructuredLogger(logger),
 		MetricsHandler: o.Metrics,
-	}
-	opts.ConnectionOptions.TLS = o.TLS
-	if o.APIKey != "" {
-		opts.Credentials = client.NewAPIKeyStaticCredentials(o.APIKey)
 	}
 	if o.Codec != nil {
 		dc := codec.DataConverter(o.Codec)

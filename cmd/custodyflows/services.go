@@ -110,7 +110,7 @@ func openDeps(ctx context.Context, s serviceConfig, logger *slog.Logger) (_ *dep
 	if d.codec, err = codec.New(keys); err != nil {
 		return nil, fmt.Errorf("--payload-keys: %w", err)
 	}
-	tlsConfig, err := s.Temporal.tlsConfig()
+	conn, err := s.Temporal.clientOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -128,15 +128,21 @@ func openDeps(ctx context.Context, s serviceConfig, logger *slog.Logger) (_ *dep
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	d.closers = append(d.closers, metricsCloser.Close)
-	d.client, err = dialTemporal(ctx, s.Temporal, worker.ClientOptions(worker.ClientConfig{
+	opts := worker.ClientOptions(worker.ClientConfig{
 		HostPort:  s.Temporal.Address,
 		Namespace: s.Temporal.Namespace,
 		Codec:     d.codec,
 		Logger:    logger,
 		Metrics:   sdkMetrics,
-		TLS:       tlsConfig,
-		APIKey:    s.Temporal.APIKey.value,
-	}), logger)
+	})
+	// What the SDK's environment configuration adds: TLS, API key, gRPC
+	// metadata, authority.
+	opts.ConnectionOptions.TLS = conn.ConnectionOptions.TLS
+	opts.ConnectionOptions.TLSDisabled = conn.ConnectionOptions.TLSDisabled
+	opts.ConnectionOptions.Authority = conn.ConnectionOptions.Authority
+	opts.Credentials = conn.Credentials
+	opts.HeadersProvider = conn.HeadersProvider
+	d.client, err = dialTemporal(ctx, s.Temporal, opts, logger)
 	if err != nil {
 		return nil, err
 	}

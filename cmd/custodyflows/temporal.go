@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -33,14 +33,15 @@ const (
 // securely.
 //
 // Each setting is read, first found wins, from: the command-line flag, its
-// CUSTODYFLOWS_ variable, then the variable of the Temporal SDK's
-// environment configuration (TEMPORAL_ADDRESS, TEMPORAL_API_KEY, …). The
-// CUSTODYFLOWS_ names win because they are this program's own; the TEMPORAL_
-// ones are shared by every Temporal tool in the environment (the temporal CLI
-// in the same container, say), and are honoured so that a deployment
-// configured for Temporal Cloud the SDK way works unchanged. The SDK's TOML
-// profile files are not read: a server must not depend on the home directory
-// of whoever starts it.
+// CUSTODYFLOWS_ variable, then the Temporal SDK's environment configuration
+// (go.temporal.io/sdk/contrib/envconfig: TEMPORAL_ADDRESS, TEMPORAL_API_KEY,
+// TEMPORAL_TLS_*, …, and a TOML profile only when TEMPORAL_CONFIG_FILE names
+// one). The CUSTODYFLOWS_ names win because they are this program's own; the
+// TEMPORAL_ ones are shared by every Temporal tool in the environment (the
+// temporal CLI in the same container, say), and are honoured so that a
+// deployment configured for Temporal Cloud the SDK's way works unchanged.
+// The SDK's default profile file in the user's config directory is not
+// read: a server must not depend on the home directory of whoever starts it.
 type temporalConfig struct {
 	Address       string
 	Namespace     string
@@ -51,28 +52,10 @@ type temporalConfig struct {
 	TLSKey        string
 	TLSCA         string
 	TLSServerName string
-}
 
-// temporalEnv maps each flag to the Temporal SDK variable it falls back to.
-var temporalEnv = []struct{ flag, sdkVar string }{
-	{"temporal-address", "TEMPORAL_ADDRESS"},
-	{"namespace", "TEMPORAL_NAMESPACE"},
-	{"temporal-api-key", "TEMPORAL_API_KEY"},
-	{"temporal-tls", "TEMPORAL_TLS"},
-	{"temporal-tls-cert", "TEMPORAL_TLS_CLIENT_CERT_PATH"},
-	{"temporal-tls-key", "TEMPORAL_TLS_CLIENT_KEY_PATH"},
-	{"temporal-tls-ca", "TEMPORAL_TLS_SERVER_CA_CERT_PATH"},
-	{"temporal-tls-server-name", "TEMPORAL_TLS_SERVER_NAME"},
-}
-
-// sdkVar is the Temporal SDK variable flag name falls back to ("" if none).
-func sdkVar(name string) string {
-	for _, e := range temporalEnv {
-		if e.flag == name {
-			return e.sdkVar
-		}
-	}
-	return ""
+	// sdk is what the Temporal SDK's environment configuration says; the
+	// settings above already hold its values where no flag overrides them.
+	sdk envconfig.ClientConfigProfile
 }
 
 func (t *temporalConfig) register(fs *flag.FlagSet) {
@@ -88,20 +71,30 @@ func (t *temporalConfig) register(fs *flag.FlagSet) {
 }
 
 // applySDKEnv fills every setting still unset from the Temporal SDK's
-// variables, then the defaults. Call it after parseFlags.
+// environment configuration, then the defaults. Call it after parseFlags.
 func (t *temporalConfig) applySDKEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
-	var errs []error
-	for _, e := range temporalEnv {
-		if explicitlySet(fs, e.flag, lookup) {
-			continue
+	_, hasFile := lookup("TEMPORAL_CONFIG_FILE")
+	prof, err := envconfig.LoadClientConfigProfile(envconfig.LoadClientConfigProfileOptions{
+		DisableFile: !hasFile,
+		EnvLookup:   sdkEnv{lookup},
+	})
+	if err != nil {
+		return fmt.Errorf("Temporal SDK environment configuration (TEMPORAL_*): %w", err)
+	}
+	t.sdk = prof
+	fill := func(flagName string, dst *string, v string) {
+		if v != "" && !explicitlySet(fs, flagName, lookup) {
+			*dst = v
 		}
-		v, ok := lookup(e.sdkVar)
-		if !ok || v == "" {
-			continue
-		}
-		if err := fs.Set(e.flag, v); err != nil {
-			errs = append(errs, fmt.Errorf("invalid value in %s", e.sdkVar))
-		}
+	}
+	fill("temporal-address", &t.Address, prof.Address)
+	fill("namespace", &t.Namespace, prof.Namespace)
+	fill("temporal-api-key", &t.APIKey.value, prof.APIKey)
+	if p := prof.TLS; p != nil {
+		fill("temporal-tls-cert", &t.TLSCert, p.ClientCertPath)
+		fill("temporal-tls-key", &t.TLSKey, p.ClientKeyPath)
+		fill("temporal-tls-ca", &t.TLSCA, p.ServerCACertPath)
+		fill("temporal-tls-server-name", &t.TLSServerName, p.ServerName)
 	}
 	if t.Address == "" {
 		t.Address = defaultTemporalAddress
@@ -109,7 +102,25 @@ func (t *temporalConfig) applySDKEnv(fs *flag.FlagSet, lookup func(string) (stri
 	if t.Namespace == "" {
 		t.Namespace = defaultNamespace
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// sdkEnv lets envconfig read the variables through the command's lookup.
+type sdkEnv struct{ lookup func(string) (string, bool) }
+
+func (e sdkEnv) LookupEnv(key string) (string, bool) { return e.lookup(key) }
+
+// Environ lists the process's variables the lookup agrees with (envconfig
+// scans it for TEMPORAL_GRPC_META_*).
+func (e sdkEnv) Environ() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if v, ok := e.lookup(k); ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }
 
 func (t temporalConfig) validate() error {
@@ -129,37 +140,52 @@ func (t temporalConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// tlsEnabled reports whether the connection uses TLS.
-func (t temporalConfig) tlsEnabled() bool {
-	return t.TLS || t.TLSCert != "" || t.TLSCA != "" || t.TLSServerName != "" || t.APIKey.value != ""
-}
-
-// tlsConfig loads the certificates; nil when TLS is off. Errors name the
-// setting and the file, never a key's content.
-func (t temporalConfig) tlsConfig() (*tls.Config, error) {
-	if !t.tlsEnabled() {
-		return nil, nil
+// profile is the SDK profile with the flags applied.
+func (t temporalConfig) profile() envconfig.ClientConfigProfile {
+	p := t.sdk
+	p.Address, p.Namespace, p.APIKey = t.Address, t.Namespace, t.APIKey.value
+	var c envconfig.ClientConfigTLS
+	if p.TLS != nil {
+		c = *p.TLS
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
-	if t.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(t.TLSCert, t.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("--temporal-tls-cert %s / --temporal-tls-key %s (TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH): %w", t.TLSCert, t.TLSKey, err)
-		}
-		c.Certificates = []tls.Certificate{cert}
+	c.ClientCertPath, c.ClientKeyPath, c.ServerCACertPath, c.ServerName = t.TLSCert, t.TLSKey, t.TLSCA, t.TLSServerName
+	if t.TLSCert != "" { // a file named by a flag replaces PEM data from the environment
+		c.ClientCertData, c.ClientKeyData = nil, nil
 	}
 	if t.TLSCA != "" {
-		pem, err := os.ReadFile(t.TLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("--temporal-tls-ca (TEMPORAL_TLS_SERVER_CA_CERT_PATH): %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--temporal-tls-ca %s (TEMPORAL_TLS_SERVER_CA_CERT_PATH): no PEM certificate in the file", t.TLSCA)
-		}
-		c.RootCAs = pool
+		c.ServerCACertData = nil
 	}
-	return c, nil
+	if t.TLS {
+		c.Disabled = false
+	}
+	if p.TLS != nil || t.TLS || t.TLSCert != "" || t.TLSCA != "" || t.TLSServerName != "" {
+		p.TLS = &c
+	}
+	return p
+}
+
+// tlsEnabled reports whether the connection uses TLS.
+func (t temporalConfig) tlsEnabled() bool {
+	p := t.profile()
+	if p.TLS != nil {
+		return !p.TLS.Disabled
+	}
+	return p.APIKey != ""
+}
+
+// clientOptions turns the settings into the SDK's connection options
+// (address, namespace, TLS with its certificates loaded, API key, gRPC
+// metadata). Errors name the settings, never a key's content.
+func (t temporalConfig) clientOptions() (client.Options, error) {
+	p := t.profile()
+	o, err := p.ToClientOptions(envconfig.ToClientOptionsRequest{})
+	if err != nil {
+		return o, fmt.Errorf("Temporal TLS settings (--temporal-tls-cert, --temporal-tls-key, --temporal-tls-ca or their TEMPORAL_TLS_* variables): %w", err)
+	}
+	if c := o.ConnectionOptions.TLS; c != nil && c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	return o, nil
 }
 
 // Backoff while waiting for Temporal: quick at first (a server starting

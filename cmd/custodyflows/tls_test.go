@@ -282,11 +282,12 @@ func TestServices_MutualTLSToTemporal(t *testing.T) {
 	}
 	tc := temporalConfig{Address: temporalAddr, Namespace: "default", TLSCert: clientCert, TLSKey: clientKey,
 		TLSCA: filepath.Join(dir, "ca.pem"), TLSServerName: "temporal.test"}
-	tlsConf, err := tc.tlsConfig()
+	opts, err := tc.clientOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := client.NewNamespaceClient(client.Options{HostPort: temporalAddr, Logger: nopLogger{}, ConnectionOptions: client.ConnectionOptions{TLS: tlsConf}})
+	opts.Logger = nopLogger{}
+	nc, err := client.NewNamespaceClient(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,13 +148,13 @@ func TestTemporalConfig_Precedence(t *testing.T) {
 // The API key reaches the client as credentials and turns TLS on.
 func TestTemporalConfig_APIKeyMeansTLS(t *testing.T) {
 	tc := temporalConfig{Address: "x:7233", Namespace: "n", TaskQueue: "q", APIKey: secretFlag{"key-123"}}
-	tlsConf, err := tc.tlsConfig()
-	if err != nil || tlsConf == nil {
-		t.Fatalf("api key: got TLS %v, %v, want TLS on", tlsConf, err)
+	opts, err := tc.clientOptions()
+	if err != nil || opts.Credentials == nil || !tc.tlsEnabled() {
+		t.Fatalf("api key: got credentials %v, TLS %v, %v; want both", opts.Credentials, tc.tlsEnabled(), err)
 	}
 	tc.TLSCA = filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(tc.TLSCA, []byte("not a certificate"), 0o600)
-	if _, err := tc.tlsConfig(); err == nil || !strings.Contains(err.Error(), "--temporal-tls-ca") {
+	if _, err := tc.clientOptions(); err == nil || !strings.Contains(err.Error(), "--temporal-tls-ca") {
 		t.Errorf("bad CA file: got %v, want an error naming --temporal-tls-ca", err)
 	}
 }
@@ -473,5 +473,32 @@ func TestReadyz_FullDiskIsUnready(t *testing.T) {
 	os.Remove(filepath.Join(dir, "filler"))
 	if got := databaseCheck(); got != "ok" {
 		t.Fatalf("database check after freeing space: got %q, want ok", got)
+	}
+}
+
+// The rest of the SDK's environment configuration comes along: PEM data
+// instead of files, TEMPORAL_TLS=false, gRPC metadata.
+func TestTemporalConfig_SDKEnvironmentExtras(t *testing.T) {
+	ca := newTestCA(t, "env CA")
+	c, err := parseWorkerConfig(nil, env{stderr: io.Discard, lookup: lookupFrom(map[string]string{
+		"CUSTODYFLOWS_PLANBOK_API_KEY": "k", "CUSTODYFLOWS_PAYLOAD_KEYS": testPayloadKeys,
+		"TEMPORAL_TLS_SERVER_CA_CERT_DATA": string(ca.pem),
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := c.Temporal.clientOptions()
+	if err != nil || opts.ConnectionOptions.TLS == nil || opts.ConnectionOptions.TLS.RootCAs == nil {
+		t.Fatalf("CA from TEMPORAL_TLS_SERVER_CA_CERT_DATA: got %+v, %v, want TLS with that CA", opts.ConnectionOptions.TLS, err)
+	}
+	c, err = parseWorkerConfig(nil, env{stderr: io.Discard, lookup: lookupFrom(map[string]string{
+		"CUSTODYFLOWS_PLANBOK_API_KEY": "k", "CUSTODYFLOWS_PAYLOAD_KEYS": testPayloadKeys,
+		"TEMPORAL_API_KEY": "local-key", "TEMPORAL_TLS": "false",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts, err := c.Temporal.clientOptions(); err != nil || c.Temporal.tlsEnabled() || !opts.ConnectionOptions.TLSDisabled {
+		t.Fatalf("TEMPORAL_TLS=false with an API key: got TLS %v, disabled %v, %v; want TLS off", c.Temporal.tlsEnabled(), opts.ConnectionOptions.TLSDisabled, err)
 	}
 }
