@@ -74,6 +74,9 @@ type Activities struct {
 	// Notifier is nil when no notify URL is configured: DeliverEvent then
 	// succeeds without sending anything.
 	Notifier Notifier
+	// ExportHold is how long after a completed PIN reset an export is
+	// refused (flow.CheckExportHold); 0 turns the hold off.
+	ExportHold time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Logger receives one line per classified failure (slog.Default when
@@ -136,7 +139,32 @@ func (a *Activities) Preflight(ctx context.Context, in flow.PreflightInput) (flo
 		return flow.PreflightResult{}, a.classify(ctx, "preflight: get customer", err)
 	}
 	st := standingOf(c)
-	return flow.PreflightResult{Standing: st, Refusal: flow.Check(in.Kind, st)}, nil
+	if refusal := flow.Check(in.Kind, st); refusal != nil {
+		return flow.PreflightResult{Standing: st, Refusal: refusal}, nil
+	}
+	refusal, err := a.exportHold(ctx, in)
+	if err != nil {
+		return flow.PreflightResult{}, a.classify(ctx, "preflight: export hold", err)
+	}
+	return flow.PreflightResult{Standing: st, Refusal: refusal}, nil
+}
+
+// exportHold applies the export-hold rule to an export start: the last
+// completed PIN reset is in the store (Planbok does not say when a PIN was
+// reset), the hold is configuration. A customer the store has never seen
+// has no reset on record, so no hold.
+func (a *Activities) exportHold(ctx context.Context, in flow.PreflightInput) (*flow.Error, error) {
+	if in.Kind != flow.KindExportPrivateKeys || a.ExportHold <= 0 {
+		return nil, nil
+	}
+	c, err := a.Store.FindCustomerByID(ctx, in.CustomerID)
+	switch {
+	case flow.ErrorCode(err) == flow.CodeCustomerNotFound:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("find customer: %w", err)
+	}
+	return flow.CheckExportHold(in.Kind, c.Security.LastPINResetAt, a.ExportHold, a.now()), nil
 }
 
 // CreateChallenge creates the flow's Planbok challenge with the workflow's
@@ -256,6 +284,9 @@ func (a *Activities) SyncCustomer(ctx context.Context, in flow.SyncCustomerInput
 		return flow.SyncCustomerResult{}, a.classify(ctx, "sync customer: update security", err)
 	}
 	wasLocked := prev != nil && prev.Security.LockedOut
+	// The events the workflow sends carry exportAvailableAt, and a
+	// completed reset with it set starts customer.export_hold_started.
+	sec = sec.WithExportHold(a.ExportHold, a.now())
 	return flow.SyncCustomerResult{Security: sec, LockedOutNow: !wasLocked && c.Locked()}, nil
 }
 

@@ -98,7 +98,7 @@ func (s *Server) createCustomer(c *gin.Context) {
 		s.renderError(c, &apiError{code: flow.CodeInternal, cause: fmt.Errorf("find customer: %w", err)})
 		return
 	}
-	sec := securityFrom(pc, row.Security, s.now().UTC())
+	sec := securityFrom(pc, row.Security, s.now().UTC(), s.cfg.ExportHold)
 	s.audit(c, "customer.create", pc.ID, "", "created", "")
 	c.JSON(http.StatusCreated, flow.Customer{ID: pc.ID, Name: pc.Name, RefID: pc.RefID, Security: sec})
 }
@@ -124,13 +124,14 @@ func validText(s string) bool {
 	return true
 }
 
-// securityFrom combines Planbok's booleans with the stored timestamps.
-func securityFrom(pc *planbok.Customer, stored flow.Security, now time.Time) flow.Security {
+// securityFrom combines Planbok's booleans with the stored timestamps, and
+// the export hold (computed at now, so it lapses without a write).
+func securityFrom(pc *planbok.Customer, stored flow.Security, now time.Time, exportHold time.Duration) flow.Security {
 	sec := stored
 	sec.HasPIN, sec.HasRecovery, sec.LockedOut = pc.HasPIN, pc.HasRecovery, pc.Locked()
 	sec.CanTransact = sec.Standing().CanTransact()
 	sec.SyncedAt = &now
-	return sec
+	return sec.WithExportHold(exportHold, now)
 }
 
 // getCustomer answers with Planbok's current record, the timestamps kept
@@ -173,7 +174,7 @@ func (s *Server) getCustomer(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, flow.Customer{
 		ID: pc.ID, Name: pc.Name, RefID: pc.RefID,
-		Security:   securityFrom(pc, stored, s.now().UTC()),
+		Security:   securityFrom(pc, stored, s.now().UTC(), s.cfg.ExportHold),
 		ActiveFlow: active,
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -40,10 +41,12 @@ var statusByCode = map[flow.Code]int{
 	flow.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	flow.CodeNotFound:             http.StatusNotFound,
 	flow.CodeInternal:             http.StatusInternalServerError,
+	flow.CodeOverloaded:           http.StatusServiceUnavailable,
 	flow.CodeChallengeFailed:      http.StatusConflict,
 	flow.CodeChallengeExpired:     http.StatusConflict,
 	flow.CodePlanbokRejected:      http.StatusBadGateway,
 	flow.CodeCancelled:            http.StatusConflict,
+	flow.CodeExportOnHold:         http.StatusConflict,
 }
 
 // StatusForCode returns the HTTP status for an error code: 500 for codes it
@@ -71,6 +74,8 @@ type errorDetail struct {
 	Message      string    `json:"message"`
 	ActiveFlowID string    `json:"activeFlowId,omitempty"`
 	FlowID       string    `json:"flowId,omitempty"`
+	// AvailableAt comes with export_on_hold.
+	AvailableAt *time.Time `json:"availableAt,omitempty"`
 }
 
 // apiError is an error on its way to the client: a code, a message that is
@@ -80,6 +85,7 @@ type apiError struct {
 	message      string
 	activeFlowID string
 	flowID       string
+	availableAt  *time.Time
 	retryAfter   int // seconds; 0 = no header
 	status       int // overrides the table (only 405 needs it)
 	cause        error
@@ -106,7 +112,7 @@ func (s *Server) renderError(c *gin.Context, err error) {
 	if !errors.As(err, &ae) {
 		var fe *flow.Error
 		if errors.As(err, &fe) {
-			ae = &apiError{code: fe.Code, message: fe.Message}
+			ae = &apiError{code: fe.Code, message: fe.Message, availableAt: fe.AvailableAt}
 		} else {
 			ae = &apiError{code: flow.CodeInternal, message: flow.ErrorMessage(err), cause: err}
 		}
@@ -134,7 +140,7 @@ func (s *Server) renderError(c *gin.Context, err error) {
 		c.Header("WWW-Authenticate", `Bearer realm="custodyflows"`)
 	}
 	c.AbortWithStatusJSON(status, errorBody{Error: errorDetail{
-		Code: ae.code, Message: msg, ActiveFlowID: ae.activeFlowID, FlowID: ae.flowID,
+		Code: ae.code, Message: msg, ActiveFlowID: ae.activeFlowID, FlowID: ae.flowID, AvailableAt: ae.availableAt,
 	}})
 }
 

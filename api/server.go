@@ -21,8 +21,10 @@
 //   - RequestHash = sha256 of {kind, customerId, redirectUrl, sorted
 //     blockchains}; the idempotency key itself is not part of it.
 //   - redirectUrl: absolute https (dev: http or https on localhost and
-//     127.0.0.1, any port), no user info, no fragment, at most 2048 bytes;
-//     the allow-list matches host names, any port.
+//     127.0.0.1, any port 1-65535), no user info, no fragment, no
+//     percent-encoding in the host, no backslash, at most 2048 bytes; hosts
+//     are compared in their IDNA ASCII form and the allow-list matches host
+//     names, any port.
 //   - GET /v1/customers/{id}/flows reads only the store (unknown customer →
 //     empty list); "limit" 1..100 (default 50), "status" repeatable.
 //   - GET /v1/flows/{id} and active flows elsewhere prefer the flow
@@ -30,8 +32,10 @@
 //   - Webhooks: once verified and recorded the answer is 200 even when
 //     signalling fails (outcome signal_failed: the flow's own polling
 //     covers it); a failure to record is 500 so Planbok sends it again.
-//     X-Webhook-Id is not signed: it is only the fallback de-duplication
-//     key.
+//     X-Webhook-Id is not signed, so it is never the de-duplication key:
+//     a body without idempotencyKey is keyed by its SHA-256. A key seen
+//     with another body is a conflict: answered, counted, audited, not
+//     acted on. At most WebhookConcurrency intake requests run at once.
 //   - Every error answer has the one error shape, 404 not_found for an
 //     unknown route and 405 invalid_request (with Allow) for a wrong
 //     method.
@@ -82,6 +86,13 @@ type Config struct {
 	StartBurst int
 	// RequestTimeout bounds the work of one API request (default 30 s).
 	RequestTimeout time.Duration
+	// ExportHold is how long after a completed PIN reset exports are held
+	// (security.exportAvailableAt); 0 = off. The worker enforces it.
+	ExportHold time.Duration
+	// WebhookConcurrency bounds the unauthenticated webhook intake's
+	// requests in flight (default DefaultWebhookConcurrency); over it the
+	// intake answers 503 overloaded with Retry-After at once.
+	WebhookConcurrency int
 	// Ready runs extra readiness checks for /readyz (worker running, …).
 	Ready func(ctx context.Context) error
 	// Codec, when non-nil, is mounted at /codec/ with that prefix stripped
@@ -108,6 +119,7 @@ type Server struct {
 	redirect redirectPolicy
 	quota    *quota
 	metrics  *httpMetrics
+	intake   *intake
 	engine   *gin.Engine
 }
 
@@ -149,6 +161,9 @@ func New(cfg Config, st Store, pb Planbok, tc Temporal) (*Server, error) {
 	if s.metrics, err = newHTTPMetrics(s.cfg.Registry); err != nil {
 		return nil, err
 	}
+	if s.intake, err = newIntake(s.cfg.WebhookConcurrency, s.cfg.Registry); err != nil {
+		return nil, err
+	}
 	s.quota = newQuota(s.cfg.StartQuota, s.cfg.StartBurst)
 	s.engine = s.routes()
 	return s, nil
@@ -182,7 +197,7 @@ func (s *Server) routes() *gin.Engine {
 		e.Any("/codec/*path", codec)
 	}
 
-	e.POST("/v1/webhooks/planbok", s.webhook)
+	e.POST("/v1/webhooks/planbok", s.limitIntake, s.webhook)
 
 	v1 := e.Group("/v1", s.authenticate, s.timeout)
 	v1.POST("/customers", s.createCustomer)

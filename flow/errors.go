@@ -3,6 +3,7 @@ package flow
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is a machine-readable error code. Codes appear in the HTTP API, in
@@ -30,6 +31,13 @@ const (
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeNotFound             Code = "not_found"
 	CodeInternal             Code = "internal"
+	// CodeExportOnHold: an export-private-keys start within the export
+	// hold after the customer's last completed PIN reset; the error's
+	// AvailableAt says when export opens again.
+	CodeExportOnHold Code = "export_on_hold"
+	// CodeOverloaded: the webhook intake already has its maximum of
+	// requests in flight (503 with Retry-After).
+	CodeOverloaded Code = "overloaded"
 )
 
 // Error codes a flow ends with (the flow's "error" field).
@@ -55,6 +63,7 @@ var Codes = []Code{
 	CodeRateLimited, CodePlanbokUnavailable, CodeTemporalUnavailable, CodeInvalidSignature,
 	CodePayloadTooLarge, CodeNotFound, CodeInternal,
 	CodeChallengeFailed, CodeChallengeExpired, CodePlanbokRejected, CodeCancelled,
+	CodeExportOnHold, CodeOverloaded,
 }
 
 // Error is the one coded error type of custodyflows. Message is a sentence a
@@ -62,6 +71,10 @@ var Codes = []Code{
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// AvailableAt is set with CodeExportOnHold: when the refused export
+	// may start. It rides on the error so the refusal carries it from the
+	// Preflight activity through the customer workflow to the API.
+	AvailableAt *time.Time `json:"availableAt,omitempty"`
 }
 
 // Error implements error.

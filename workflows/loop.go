@@ -343,6 +343,10 @@ func (r *flowRun) end(status flow.Status, ferr *flow.Error) {
 		event = r.f.Kind.EventType()
 	}
 	r.notify(event, res.Security)
+	if flow.StartsExportHold(r.f.Kind, status, res.Security) &&
+		workflow.GetVersion(r.ctx, versionExportHoldEvent, workflow.DefaultVersion, 1) == 1 {
+		r.notify(flow.EventExportHoldStarted, res.Security)
+	}
 	if res.LockedOutNow {
 		r.notify(flow.EventLockedOut, res.Security)
 	}
@@ -376,6 +380,10 @@ func (r *flowRun) moveTo(next flow.Status, ferr *flow.Error) {
 // versionFreeSlotFirst marks flows that signal the customer workflow before
 // recording their end (histories before it recorded first).
 const versionFreeSlotFirst = "free-slot-before-recording-end"
+
+// versionExportHoldEvent marks flows that send customer.export_hold_started
+// after a completed reset under an export hold.
+const versionExportHoldEvent = "export-hold-started-event"
 
 // record writes f to the store's flow index.
 func (r *flowRun) record(f flow.Flow) {

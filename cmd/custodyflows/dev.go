@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/custodyflows/custodyflows/codec"
+	"github.com/custodyflows/custodyflows/demo"
 	"github.com/custodyflows/custodyflows/devstack"
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/sandbox"
@@ -41,6 +42,7 @@ type devConfig struct {
 	SandboxKDF       string
 	SandboxRateLimit bool
 	Log              logConfig
+	ExportHold       time.Duration
 }
 
 func parseDevConfig(args []string, e env) (devConfig, error) {
@@ -62,6 +64,7 @@ func parseDevConfig(args []string, e env) (devConfig, error) {
 	fs.StringVar(&c.SandboxKDF, "sandbox-kdf", "default", "Argon2id cost in the sandbox: default (64 MiB, like a real Gateway) or light (fast, for tests)")
 	fs.BoolVar(&c.SandboxRateLimit, "sandbox-rate-limit", true, "enforce Planbok's rate limits in the sandbox (10 POST/s, 20 GET/s)")
 	c.Log.register(fs)
+	fs.DurationVar(&c.ExportHold, "export-hold", 0, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off")
 	if err := parseFlags(fs, args, e.lookup); err != nil {
 		return c, err
 	}
@@ -106,6 +109,9 @@ func (c devConfig) validate() error {
 	}
 	if err := c.Notify.validate(true); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ExportHold < 0 {
+		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", c.ExportHold))
 	}
 	return errors.Join(errs...)
 }
@@ -247,14 +253,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	svc.DB = filepath.Join(cfg.DataDir, "custodyflows.db")
 	svc.keys = payloadKeys
 	svc.Log = cfg.Log
+	svc.ExportHold = cfg.ExportHold
 	if m.deps, err = openDeps(ctx, svc, m.log); err != nil {
 		return err
 	}
 	m.Store, m.Client = m.deps.store, m.deps.client
 
+	// Without a notify URL, the app's events go to the demo's receiver so
+	// the demo page shows them.
+	events := cfg.Notify
+	if events.URL == "" {
+		events = notifyConfig{URL: m.APIURL + demo.NotifyPath, Secret: secretFlag{devNotifySecret}}
+	}
 	wcfg := defaultsOf[workerConfig]()
 	wcfg.serviceConfig = svc
-	wcfg.Notify = cfg.Notify
+	wcfg.Notify = events
 	wcfg.MetricsAddr = "" // dev serves /metrics on the API's address
 	if m.worker, err = newWorkerService(wcfg, m.deps); err != nil {
 		return err
@@ -276,6 +289,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	acfg.codecOpen = true
 	acfg.listener = apiLn
 	acfg.ready = m.worker.Ready
+	demoOpts := demo.Options{APIURL: m.APIURL, APIKey: cfg.APIKey, TemporalUIURL: m.UIURL, Namespace: cfg.Namespace, Logger: m.log}
+	if cfg.Notify.URL == "" {
+		demoOpts.NotifySecret = events.Secret.value
+	} else {
+		demoOpts.EventsElsewhere = cfg.Notify.URL
+	}
+	demoApp, err := demo.New(demoOpts)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	acfg.mount = func(h http.Handler) http.Handler { return demo.Mount(h, demoApp) }
 	if m.api, err = newAPIService(acfg, m.deps); err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
@@ -305,6 +329,7 @@ func (m *Main) printBanner() {
 	}
 	fmt.Fprintf(m.stdout, `custodyflows dev is ready
 
+  Demo app      %s/demo   (click through every flow)
   API           %s   (Authorization: Bearer %s)
   Gateway       %s   (the Planbok sandbox)
   Temporal UI   %s
@@ -312,7 +337,7 @@ func (m *Main) printBanner() {
   Data          %s
 
 Try: curl -s -H 'Authorization: Bearer %s' -d '{"name":"Ada","refId":"user-1"}' %s/v1/customers
-`, m.APIURL, m.cfg.APIKey, m.SandboxURL, ui, m.TemporalURL, m.cfg.Namespace, m.cfg.DataDir, m.cfg.APIKey, m.APIURL)
+`, m.APIURL, m.APIURL, m.cfg.APIKey, m.SandboxURL, ui, m.TemporalURL, m.cfg.Namespace, m.cfg.DataDir, m.cfg.APIKey, m.APIURL)
 	if m.cfg.Notify.URL != "" && m.cfg.Notify.Secret.value == devNotifySecret {
 		fmt.Fprintf(m.stdout, "\nEvents for the app go to %s, signed with %s\n", m.cfg.Notify.URL, devNotifySecret)
 	}

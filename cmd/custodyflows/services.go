@@ -26,6 +26,7 @@ import (
 	"github.com/custodyflows/custodyflows/activities"
 	"github.com/custodyflows/custodyflows/api"
 	"github.com/custodyflows/custodyflows/codec"
+	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/notify"
 	"github.com/custodyflows/custodyflows/planbok"
 	"github.com/custodyflows/custodyflows/store"
@@ -40,6 +41,7 @@ type serviceConfig struct {
 	DB          string
 	PayloadKeys secretFlag
 	Log         logConfig
+	ExportHold  time.Duration
 
 	// keys, when set, are the payload keys instead of PayloadKeys (dev
 	// keeps its keys in a file in the data dir).
@@ -52,6 +54,7 @@ func (s *serviceConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.DB, "db", "./.data/custodyflows.db", "the app database (security status, flow index, webhook inbox, audit log): a SQLite file path or a postgres:// URL")
 	fs.Var(&s.PayloadKeys, "payload-keys", "payload encryption keys, id:<base64 32 bytes>[,id:…]; the first encrypts, all decrypt (rotation)")
 	s.Log.register(fs)
+	fs.DurationVar(&s.ExportHold, "export-hold", flow.DefaultExportHold, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off. Give api and worker the same value")
 }
 
 // parse finishes parsing: the Temporal SDK's variables fill what the flags
@@ -65,6 +68,9 @@ func (s *serviceConfig) parse(fs *flag.FlagSet, args []string, lookup func(strin
 
 func (s serviceConfig) validate() error {
 	errs := []error{s.Temporal.validate(), s.Planbok.validate()}
+	if s.ExportHold < 0 {
+		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", s.ExportHold))
+	}
 	if s.DB == "" {
 		errs = append(errs, errors.New("--db must not be empty"))
 	}
@@ -329,6 +335,7 @@ func newAPIService(cfg apiConfig, d *deps) (*apiService, error) {
 		Namespace:            cfg.Temporal.Namespace,
 		StartQuota:           rate.Every(time.Hour / time.Duration(quota)),
 		StartBurst:           quota,
+		ExportHold:           cfg.ExportHold,
 		RequestTimeout:       api.DefaultRequestTimeout,
 		Ready:                cfg.ready,
 		Codec:                codecHandler,
@@ -459,6 +466,7 @@ func newWorkerService(cfg workerConfig, d *deps) (*workerService, error) {
 	if err != nil {
 		return nil, err
 	}
+	acts.ExportHold = cfg.ExportHold
 	w, err := worker.New(d.client, worker.Options{TaskQueue: cfg.Temporal.TaskQueue, Activities: acts, Logger: d.log})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
