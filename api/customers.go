@@ -64,19 +64,7 @@ func (s *Server) createCustomer(c *gin.Context) {
 		Name: b.Name, RefID: b.RefID, IdempotencyKey: customerIdempotencyKey(b.Name, b.RefID),
 	})
 	if err != nil {
-		var pe *planbok.Error
-		if errors.As(err, &pe) && !pe.Retryable() && pe.StatusCode >= 400 && pe.StatusCode < 500 &&
-			pe.StatusCode != http.StatusUnauthorized && pe.StatusCode != http.StatusForbidden && pe.StatusCode != http.StatusNotFound {
-			s.audit(c, "customer.create", "", "", string(flow.CodeInvalidRequest), "")
-			s.renderError(c, &apiError{code: flow.CodeInvalidRequest,
-				message: "Planbok refused the customer: " + clip(pe.Message, 200), cause: err})
-			return
-		}
-		ae := planbokError(err)
-		if ae.code == flow.CodeCustomerNotFound { // a 404 on create is not about a customer
-			ae = &apiError{code: flow.CodePlanbokUnavailable, message: "Planbok is not answering; try again later.",
-				retryAfter: retryAfterPlanbok, cause: err}
-		}
+		ae := planbokError(flow.CallCreateCustomer, err)
 		s.audit(c, "customer.create", "", "", string(ae.code), "")
 		s.renderError(c, ae)
 		return
@@ -145,7 +133,7 @@ func (s *Server) getCustomer(c *gin.Context) {
 	}
 	pc, err := s.planbok.GetCustomer(ctx, id)
 	if err != nil {
-		s.renderError(c, planbokError(err))
+		s.renderError(c, planbokError(flow.CallGetCustomer, err))
 		return
 	}
 	var stored flow.Security

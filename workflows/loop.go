@@ -214,10 +214,12 @@ func (r *flowRun) createChallenge() (flow.Challenge, *flow.Error) {
 	}
 	var ch flow.Challenge
 	var fut workflow.Future
+	// Within what the start's Planbok budget left after Preflight.
+	opts := startPlanbokOptions(r.ctx, r.in.PlanbokDeadline)
 	if r.lean {
-		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localPlanbokOptions()), flow.ActivityCreateChallenge, in)
+		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localOptions(opts)), flow.ActivityCreateChallenge, in)
 	} else {
-		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, planbokOptions()), flow.ActivityCreateChallenge, in)
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, opts), flow.ActivityCreateChallenge, in)
 	}
 	if err := fut.Get(r.ctx, &ch); err != nil {
 		ferr := activityError(err)
@@ -458,8 +460,10 @@ func (r *flowRun) end(status flow.Status, ferr *flow.Error) {
 		// Sync first, so that when the store shows the flow completed it
 		// also shows the security status the flow produced.
 		res = r.sync(flow.SyncCustomerInput{CustomerID: r.f.CustomerID, Kind: r.f.Kind, FlowID: r.f.ID, At: at})
-		r.f.CompletedAt = &at
 	}
+	// completedAt is when the flow ended, whatever the end (API.md): the
+	// same in the store's rows and in the workflow's own view.
+	r.f.CompletedAt = &at
 	r.moveTo(status, ferr)
 	r.logger.Info("Flow ended.", "flow", r.def.Summary, "status", string(status))
 	r.audit()
@@ -501,8 +505,9 @@ func (r *flowRun) endLean(status flow.Status, ferr *flow.Error) {
 		// but a failed challenge may have locked the customer out (the
 		// fifth wrong PIN), and the app's event carries the security status.
 		in.Kind = r.f.Kind
-		r.f.CompletedAt = &at
 	}
+	// completedAt is when the flow ended, whatever the end (API.md).
+	r.f.CompletedAt = &at
 	res := r.sync(in)
 	r.moveTo(status, ferr)
 	r.logger.Info("Flow ended.", "flow", r.def.Summary, "status", string(status))

@@ -223,10 +223,9 @@ func localStoreOptions() workflow.LocalActivityOptions {
 	return workflow.LocalActivityOptions{StartToCloseTimeout: o.StartToCloseTimeout, RetryPolicy: o.RetryPolicy}
 }
 
-// localPlanbokOptions is for CreateChallenge as a local activity, with
-// planbokOptions' budget.
-func localPlanbokOptions() workflow.LocalActivityOptions {
-	o := planbokOptions()
+// localOptions turns activity options into local activity options with the
+// same timeouts and retries (CreateChallenge within the start's budget).
+func localOptions(o workflow.ActivityOptions) workflow.LocalActivityOptions {
 	return workflow.LocalActivityOptions{
 		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy,
 	}
