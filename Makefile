@@ -23,15 +23,19 @@ test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 
-## test-deps: Chromium for the Gateway's browser tests (apt-get as root)
+## test-deps: Chromium for the Gateway's browser tests and PostgreSQL's server
+## binaries for the store's tests (apt-get as root, else says what to install)
 test-deps:
-	@command -v chromium >/dev/null && exit 0; \
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium chromium-driver"; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" -ne 0 ]; then \
-		echo "make test needs Chromium for the browser tests: run 'sudo apt-get install chromium chromium-driver' (or 'make test-deps' as root)" >&2; \
+		echo "make test needs Chromium (browser tests) and PostgreSQL's server binaries (store tests): run 'sudo apt-get install$$missing' (or 'make test-deps' as root)" >&2; \
 		exit 1; \
 	fi; \
-	echo "installing chromium and chromium-driver with apt-get"; \
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+	echo "installing$$missing with apt-get"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 
 ## lint: go vet and a gofmt check
 lint:
