@@ -64,8 +64,15 @@ func TestCluster_TwoAPIsTwoWorkersOnPostgres(t *testing.T) {
 			t.Errorf("stop postgres: %v", err)
 		}
 	})
-	appDB, err := pg.CreateDatabase(context.Background(), "custodyflows")
+	appDBWithPassword, err := pg.CreateDatabase(context.Background(), "custodyflows")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// As deploy/ runs it: the URL holds no password, the driver reads it
+	// from the pgpass file PGPASSFILE names.
+	appDB := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/custodyflows?sslmode=disable", pg.Port())
+	pgpass := filepath.Join(t.TempDir(), "pgpass")
+	if err := os.WriteFile(pgpass, []byte(fmt.Sprintf("127.0.0.1:%d:custodyflows:postgres:%s\n", pg.Port(), pg.Password())), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	superuser := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d", pg.Password(), pg.Port())
@@ -89,6 +96,7 @@ func TestCluster_TwoAPIsTwoWorkersOnPostgres(t *testing.T) {
 		"CUSTODYFLOWS_PLANBOK_API_KEY":  planbokKey,
 		"CUSTODYFLOWS_LOG_FORMAT":       "json",
 		"CUSTODYFLOWS_LOG_LEVEL":        "warn",
+		"PGPASSFILE":                    pgpass,
 	}
 
 	// The sandbox sends its webhooks to the first API; the test sends some
@@ -108,7 +116,7 @@ func TestCluster_TwoAPIsTwoWorkersOnPostgres(t *testing.T) {
 	sb.waitHTTP(t, sandboxURL+"/v2/customers", http.StatusUnauthorized, 30*time.Second)
 	common["CUSTODYFLOWS_PLANBOK_URL"] = sandboxURL
 
-	migrate := startProc(t, "migrate", bins.custodyflows, []string{"migrate"}, map[string]string{"CUSTODYFLOWS_DB": appDB})
+	migrate := startProc(t, "migrate", bins.custodyflows, []string{"migrate"}, map[string]string{"CUSTODYFLOWS_DB": appDB, "PGPASSFILE": pgpass})
 	if err := migrate.wait(60 * time.Second); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, migrate.logs.String())
 	}
@@ -309,7 +317,7 @@ func TestCluster_TwoAPIsTwoWorkersOnPostgres(t *testing.T) {
 	if fresh != 1 {
 		t.Errorf("one webhook to both APIs at once: %d deliveries taken as new, want 1", fresh)
 	}
-	db, err := sql.Open("pgx", appDB)
+	db, err := sql.Open("pgx", appDBWithPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -63,6 +64,7 @@ type composeService struct {
 	Environment map[string]string `yaml:"environment"`
 	Volumes     []string          `yaml:"volumes"`
 	Secrets     []composeSecret   `yaml:"secrets"`
+	Ports       []string          `yaml:"ports"`
 	Healthcheck *struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
@@ -230,10 +232,6 @@ func checkEnv(t *testing.T, where, cmd string, environment, files map[string]str
 				bad = true
 				continue
 			}
-			if cmd == "migrate" && base == envName("db") {
-				// Run migrate for real, on a scratch database.
-				content = filepath.Join(scratch, "app.db")
-			}
 			local := filepath.Join(scratch, strings.ToLower(k))
 			if err := os.WriteFile(local, []byte(content+"\n"), 0o600); err != nil {
 				t.Fatal(err)
@@ -245,6 +243,11 @@ func checkEnv(t *testing.T, where, cmd string, environment, files map[string]str
 			continue
 		}
 		lookup[k] = v
+	}
+	if db := lookup[envName("db")]; cmd == "migrate" && isPostgresURL(db) {
+		// Run migrate for real, on a scratch database: the deployment's
+		// server is not reachable from here.
+		lookup[envName("db")] = filepath.Join(scratch, "app.db")
 	}
 	if bad {
 		return
@@ -308,19 +311,67 @@ func TestCompose_ServicesMatchTheirCommands(t *testing.T) {
 }
 
 // Secrets never sit in the compose file or in a container's environment:
-// every CUSTODYFLOWS_* variable that carries one is a *_FILE.
+// every CUSTODYFLOWS_* variable that carries one is a *_FILE, and the app
+// database's URL holds no password: the driver reads it from the pgpass
+// file PGPASSFILE names, a mounted secret whose line matches the URL.
 func TestCompose_SecretsComeFromFiles(t *testing.T) {
 	c := readCompose(t)
-	secretFlags := []string{"api-keys", "webhook-secrets", "payload-keys", "planbok-api-key", "webhook-secret", "notify-secret", "codec-auth", "db"}
+	vals := envExample(t)
 	for _, name := range c.ours() {
-		for k := range c.Services[name].Environment {
-			for _, f := range secretFlags {
-				if k == envName(f) {
-					t.Errorf("service %s sets %s in its environment; want %s_FILE and a secret", name, k, k)
-				}
+		svc := c.Services[name]
+		files := map[string]string{}
+		for _, s := range svc.Secrets {
+			files[s.path()] = vals[c.Secrets[s.Source].Environment]
+		}
+		environment := map[string]string{}
+		for k, v := range svc.Environment {
+			environment[k] = substitute(t, v, vals)
+		}
+		checkSecretsFromFiles(t, "compose service "+name, environment, files)
+	}
+}
+
+// secretFlags are the flags whose values are secrets.
+var secretFlags = []string{"api-keys", "webhook-secrets", "payload-keys", "planbok-api-key", "webhook-secret", "notify-secret", "codec-auth", "temporal-api-key"}
+
+func checkSecretsFromFiles(t *testing.T, where string, environment, files map[string]string) {
+	t.Helper()
+	for k := range environment {
+		for _, f := range secretFlags {
+			if k == envName(f) {
+				t.Errorf("%s sets %s in its environment; want %s_FILE and a secret", where, k, k)
 			}
 		}
 	}
+	db, ok := environment[envName("db")]
+	if !ok || !isPostgresURL(db) {
+		return
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Errorf("%s: %s is not a URL", where, envName("db"))
+		return
+	}
+	if _, has := u.User.Password(); has {
+		t.Errorf("%s: %s holds a password; want it in a pgpass secret (PGPASSFILE)", where, envName("db"))
+	}
+	pgpass, ok := files[environment["PGPASSFILE"]]
+	if !ok {
+		t.Errorf("%s: PGPASSFILE=%q is not a mounted secret: the database password comes from nowhere", where, environment["PGPASSFILE"])
+		return
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	want := strings.Join([]string{u.Hostname(), port, strings.TrimPrefix(u.Path, "/"), u.User.Username()}, ":") + ":"
+	if !strings.HasPrefix(strings.TrimSpace(pgpass), want) {
+		t.Errorf("%s: the pgpass line does not match %s (want it to start %q)", where, envName("db"), want)
+	}
+}
+
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // The deployment's shape: two replicas of api and worker, a migrate job
@@ -375,8 +426,11 @@ func TestCompose_Shape(t *testing.T) {
 		t.Errorf("Temporal server DB = %q, want postgres12", got)
 	}
 	// The app's database lives in the same PostgreSQL.
-	if !strings.Contains(envExample(t)["APP_DB_URL"], "@"+postgres[0]+":") {
-		t.Errorf("APP_DB_URL in .env.example does not point at the %s service", postgres[0])
+	for _, cmd := range []string{"migrate", "api", "worker"} {
+		u, err := url.Parse(c.Services[byCommand[cmd]].Environment[envName("db")])
+		if err != nil || u.Hostname() != postgres[0] {
+			t.Errorf("%s: the app database is not on the %s service", cmd, postgres[0])
+		}
 	}
 }
 
@@ -624,7 +678,7 @@ func pathsWritten(cmd string, environment map[string]string, files map[string]st
 		if !ok {
 			db = "./.data/custodyflows.db"
 		}
-		if !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+		if !isPostgresURL(db) {
 			paths = append(paths, abs(path.Dir(db)))
 		}
 	}
@@ -695,40 +749,86 @@ func TestCompose_ImageUserCanWriteItsPaths(t *testing.T) {
 	}
 }
 
-// The UI decodes payloads through the API's codec endpoint, with a
-// credential of its own: never an app API key.
+// The UI decodes payloads through the API's codec endpoint, with the
+// endpoint's own token: the UI cannot send a fixed header, so a proxy in
+// front of the endpoint adds it, read from the same secret the API checks
+// it against, never an app API key.
 func TestCompose_UIDecodesThroughTheCodecEndpoint(t *testing.T) {
 	c := readCompose(t)
-	var uiEnv, apiEnv map[string]string
-	var apiSecrets []composeSecret
+	var uiEnv map[string]string
+	var api composeService
 	for _, svc := range c.Services {
 		if strings.HasPrefix(svc.Image, "temporalio/ui:") {
 			uiEnv = svc.Environment
 		}
 		if len(svc.Command) == 1 && svc.Command[0] == "api" {
-			apiEnv, apiSecrets = svc.Environment, svc.Secrets
+			api = svc
 		}
 	}
-	endpoint := uiEnv["TEMPORAL_CODEC_ENDPOINT"]
-	if endpoint == "" {
-		t.Fatal("the UI has no TEMPORAL_CODEC_ENDPOINT: operators would see only encrypted payloads")
+	endpoint, err := url.Parse(uiEnv["TEMPORAL_CODEC_ENDPOINT"])
+	if err != nil || endpoint.Host == "" {
+		t.Fatalf("the UI's TEMPORAL_CODEC_ENDPOINT %q: operators would see only encrypted payloads", uiEnv["TEMPORAL_CODEC_ENDPOINT"])
 	}
-	_, apiPort, _ := net.SplitHostPort(apiEnv[envName("http-addr")])
-	if !strings.Contains(endpoint, ":"+apiPort+"/codec") && !strings.Contains(endpoint, ":8080/codec") {
-		t.Errorf("codec endpoint %s is not the API's /codec", endpoint)
+	// The service publishing the endpoint's port on loopback.
+	var proxyName string
+	var proxy composeService
+	for name, svc := range c.Services {
+		for _, p := range svc.Ports {
+			if strings.HasPrefix(p, endpoint.Host+":") {
+				proxyName, proxy = name, svc
+			}
+		}
 	}
-	origin := "http://127.0.0.1:8233"
-	if !strings.Contains(apiEnv[envName("codec-cors-origins")], origin) {
+	if proxyName == "" {
+		t.Fatalf("nothing publishes the codec endpoint %s", endpoint)
+	}
+	secretOf := func(svc composeService, p string) string {
+		for _, s := range svc.Secrets {
+			if s.path() == p {
+				return s.Source
+			}
+		}
+		return ""
+	}
+	apiToken := secretOf(api, api.Environment[envName("codec-auth")+"_FILE"])
+	if apiToken == "" {
+		t.Fatalf("the API has no codec token from a secret (%s_FILE)", envName("codec-auth"))
+	}
+	if c.Secrets[apiToken].Environment == c.Secrets[secretOf(api, api.Environment[envName("api-keys")+"_FILE"])].Environment {
+		t.Errorf("the codec token is the app's API keys")
+	}
+	if secretOf(proxy, "/run/secrets/"+apiToken) != apiToken || !strings.Contains(strings.Join(proxy.Command, " "), "/run/secrets/"+apiToken) {
+		t.Errorf("%s does not read the codec token from the API's secret %s", proxyName, apiToken)
+	}
+	var template string
+	for _, v := range proxy.Volumes {
+		if src, _, ok := strings.Cut(v, ":"); ok && strings.HasSuffix(src, ".template") {
+			raw, err := os.ReadFile(filepath.Join(filepath.Dir(composePath), src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			template = string(raw)
+		}
+	}
+	_, apiPort, _ := net.SplitHostPort(api.Environment[envName("http-addr")])
+	for _, want := range []string{"location " + endpoint.Path + "/", "proxy_pass http://api:" + apiPort + ";", `proxy_set_header Authorization "Bearer ${CODEC_TOKEN}";`} {
+		if !strings.Contains(template, want) {
+			t.Errorf("%s's configuration lacks %q", proxyName, want)
+		}
+	}
+	uiPort := ""
+	for _, svc := range c.Services {
+		if strings.HasPrefix(svc.Image, "temporalio/ui:") {
+			for _, p := range svc.Ports {
+				if parts := strings.Split(p, ":"); len(parts) == 3 {
+					uiPort = parts[1]
+				}
+			}
+		}
+	}
+	origin := "http://127.0.0.1:" + uiPort
+	if !strings.Contains(api.Environment[envName("codec-cors-origins")], origin) {
 		t.Errorf("the API does not let the UI's origin %s call the codec endpoint", origin)
-	}
-	authFile := apiEnv[envName("codec-auth")+"_FILE"]
-	if authFile == "" {
-		t.Fatalf("the API has no codec credential (%s_FILE)", envName("codec-auth"))
-	}
-	for _, s := range apiSecrets {
-		if s.path() == authFile && (s.Source == "app_api_keys" || c.Secrets[s.Source].Environment == "APP_API_KEYS") {
-			t.Errorf("the codec credential is the app's API keys")
-		}
 	}
 }
 
@@ -948,6 +1048,7 @@ func TestK8s_ManifestsMatchTheirCommands(t *testing.T) {
 			environment[e.Name] = e.Value
 		}
 		checkEnv(t, where, cmd, environment, files)
+		checkSecretsFromFiles(t, where, environment, files)
 		for _, p := range pathsWritten(cmd, environment, files, img.workdir) {
 			onVolume := false
 			for dir := range writable {
