@@ -138,7 +138,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	frontendPort := cfg.FrontendPort
 	if frontendPort == 0 {
-		if frontendPort, err = freePort(cfg.Host); err != nil {
+		pick := freePort
+		if cfg.Postgres != nil {
+			pick = servicePort // a cluster's ports must fit SMALLINT
+		}
+		if frontendPort, err = pick(cfg.Host); err != nil {
 			return nil, err
 		}
 	} else if err := checkPortFree(cfg.Host, frontendPort); err != nil {

@@ -391,6 +391,13 @@ func TestCluster_TwoAPIsTwoWorkersOnPostgres(t *testing.T) {
 	}
 	time.Sleep(time.Until(down.Add(outage)))
 	temporal = startProc(t, "temporal2", bins.devtemporal, temporalArgs, nil)
+	// Cleanups run last-registered first: stop api and worker before this
+	// Temporal, as an operator would, so they shut down against a server.
+	t.Cleanup(func() {
+		for _, p := range append(append([]*proc(nil), apis...), workers...) {
+			p.stop(t, 15*time.Second)
+		}
+	})
 	temporal.waitLine(t, "ready ", 3*time.Minute)
 	up := time.Now()
 	t.Logf("Temporal down %v; restart to ready %v", up.Sub(down).Round(time.Millisecond), temporal.ready.Round(time.Millisecond))
