@@ -592,8 +592,12 @@ func TestStart_IdempotencyReplay(t *testing.T) {
 			wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerA+"/"+tc.route, tc.body), 409, flow.CodeIdempotencyKeyReused)
 		})
 	}
+	// Keys are scoped per customer: another customer's client may pick the
+	// same key, and gets a flow of its own.
 	e.pb.customers[customerB] = &planbok.Customer{ID: customerB, Status: "active"}
-	wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerB+"/update-pin", body), 409, flow.CodeIdempotencyKeyReused)
+	if rec := e.api(http.MethodPost, "/v1/customers/"+customerB+"/update-pin", body); rec.Code != 201 {
+		t.Errorf("same key, other customer: got %d %s, want 201 (a new flow)", rec.Code, rec.Body.String())
+	}
 }
 
 func TestRequestHash(t *testing.T) {

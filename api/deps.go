@@ -20,7 +20,7 @@ type Store interface {
 	UpsertCustomer(ctx context.Context, c *store.Customer) error
 	FindFlowByID(ctx context.Context, id string) (*flow.Flow, error)
 	FindFlowByChallengeID(ctx context.Context, challengeID string) (*flow.Flow, error)
-	FindFlowByIdempotencyKey(ctx context.Context, key string) (*flow.Flow, store.FlowMeta, error)
+	FindFlowByIdempotencyKey(ctx context.Context, customerID, key string) (*flow.Flow, store.FlowMeta, error)
 	FindFlows(ctx context.Context, f store.FlowFilter) ([]*flow.Flow, error)
 	FindActiveFlow(ctx context.Context, customerID string) (*flow.Flow, error)
 	RecordWebhook(ctx context.Context, e *store.InboxEntry) (duplicate bool, err error)

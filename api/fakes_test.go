@@ -130,14 +130,14 @@ func (s *fakeStore) FindFlowByChallengeID(_ context.Context, challengeID string)
 	return nil, flow.Errorf(flow.CodeFlowNotFound, "no flow for challenge %s", challengeID)
 }
 
-func (s *fakeStore) FindFlowByIdempotencyKey(_ context.Context, key string) (*flow.Flow, store.FlowMeta, error) {
+func (s *fakeStore) FindFlowByIdempotencyKey(_ context.Context, customerID, key string) (*flow.Flow, store.FlowMeta, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.call("FindFlowByIdempotencyKey"); err != nil {
 		return nil, store.FlowMeta{}, err
 	}
 	for id, m := range s.meta {
-		if m.IdempotencyKey == key {
+		if m.IdempotencyKey == key && s.flows[id].CustomerID == customerID {
 			cp := *s.flows[id]
 			return &cp, m, nil
 		}

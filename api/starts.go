@@ -181,7 +181,7 @@ func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
 
 		hash := requestHash(in)
 		if in.IdempotencyKey != "" {
-			f, meta, err := s.store.FindFlowByIdempotencyKey(ctx, in.IdempotencyKey)
+			f, meta, err := s.store.FindFlowByIdempotencyKey(ctx, customerID, in.IdempotencyKey)
 			switch {
 			case err == nil && meta.RequestHash == hash:
 				outcome, flowID = "replayed", f.ID

@@ -2,89 +2,90 @@ package schema
 
 import (
 	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
 )
 
-func TestMigrations_Embedded(t *testing.T) {
-	ms, err := Migrations()
+// migrations lists the NNNN_name of every .sql file in fsys in version
+// order, failing on a bad name, an empty file, a file goose would not
+// parse as an Up migration, or versions that do not run from 1 without gaps.
+func migrations(fsys fs.FS) ([]string, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		t.Fatalf("Migrations: %v", err)
+		return nil, err
 	}
-	if len(ms) == 0 {
-		t.Fatal("got no migrations, want at least 0001_init.sql")
-	}
-	if got, want := ms[0].Name, "init"; got != want {
-		t.Errorf("first migration name: got %q, want %q", got, want)
-	}
-	for i, m := range ms {
-		if m.Version != i+1 {
-			t.Errorf("migration %d: got version %d, want %d", i, m.Version, i+1)
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
 		}
-		if !strings.Contains(m.SQL, ";") {
-			t.Errorf("migration %04d_%s: got no statement", m.Version, m.Name)
+		base := strings.TrimSuffix(e.Name(), ".sql")
+		num, name, ok := strings.Cut(base, "_")
+		if v, err := strconv.Atoi(num); !ok || name == "" || len(num) != 4 || err != nil || v < 1 {
+			return nil, fmt.Errorf("migration file %q: want a name like 0001_name.sql", e.Name())
 		}
+		b, err := fs.ReadFile(fsys, e.Name())
+		if err != nil {
+			return nil, err
+		}
+		if !strings.Contains(string(b), "\n-- +goose Up\n") {
+			return nil, fmt.Errorf("migration %s: no \"-- +goose Up\" line", e.Name())
+		}
+		names = append(names, base)
+	}
+	slices.Sort(names)
+	for i, n := range names {
+		if want := fmt.Sprintf("%04d", i+1); !strings.HasPrefix(n, want+"_") {
+			return nil, fmt.Errorf("migration %s: want version %s (versions run from 1 without gaps or repeats)", n, want)
+		}
+	}
+	return names, nil
+}
+
+func TestMigrations_BothDialectsAlike(t *testing.T) {
+	lite, err := migrations(SQLite())
+	if err != nil {
+		t.Fatalf("sqlite: %v", err)
+	}
+	pg, err := migrations(Postgres())
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	if len(lite) < 2 || lite[0] != "0001_init" {
+		t.Errorf("sqlite migrations: got %v, want 0001_init first and 0002 after it", lite)
+	}
+	if !slices.Equal(lite, pg) {
+		t.Errorf("migrations differ between dialects:\nsqlite   %v\npostgres %v", lite, pg)
 	}
 }
 
-func TestParse(t *testing.T) {
+func TestMigrations_Checks(t *testing.T) {
 	file := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
+	up := "-- x\n-- +goose Up\nA;\n"
 	tests := []struct {
 		name    string
 		files   fstest.MapFS
-		want    []string // "version:name"
 		wantErr string
 	}{
-		{
-			name:  "sorted by version",
-			files: fstest.MapFS{"0002_b.sql": file("B;"), "0001_a.sql": file("A;"), "README.md": file("x")},
-			want:  []string{"1:a", "2:b"},
-		},
-		{
-			name:    "gap",
-			files:   fstest.MapFS{"0001_a.sql": file("A;"), "0003_c.sql": file("C;")},
-			wantErr: "without gaps",
-		},
-		{
-			name:    "duplicate version",
-			files:   fstest.MapFS{"0001_a.sql": file("A;"), "0001_b.sql": file("B;")},
-			wantErr: "without gaps",
-		},
-		{
-			name:    "bad name",
-			files:   fstest.MapFS{"init.sql": file("A;")},
-			wantErr: "want a name like",
-		},
-		{
-			name:    "version zero",
-			files:   fstest.MapFS{"0000_a.sql": file("A;")},
-			wantErr: "not a positive number",
-		},
-		{
-			name:    "empty file",
-			files:   fstest.MapFS{"0001_a.sql": file("  \n")},
-			wantErr: "is empty",
-		},
+		{"sorted", fstest.MapFS{"0002_b.sql": file(up), "0001_a.sql": file(up), "README.md": file("x")}, ""},
+		{"gap", fstest.MapFS{"0001_a.sql": file(up), "0003_c.sql": file(up)}, "without gaps"},
+		{"duplicate version", fstest.MapFS{"0001_a.sql": file(up), "0001_b.sql": file(up)}, "without gaps"},
+		{"bad name", fstest.MapFS{"init.sql": file(up)}, "want a name like"},
+		{"version zero", fstest.MapFS{"0000_a.sql": file(up)}, "want a name like"},
+		{"no goose annotation", fstest.MapFS{"0001_a.sql": file("A;\n")}, "+goose Up"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ms, err := parse(tt.files)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
-				}
-				return
+			_, err := migrations(tt.files)
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("got %v, want nil", err)
 			}
-			if err != nil {
-				t.Fatalf("parse: %v", err)
-			}
-			var got []string
-			for _, m := range ms {
-				got = append(got, fmt.Sprintf("%d:%s", m.Version, m.Name))
-			}
-			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Errorf("got %v, want %v", got, tt.want)
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
 			}
 		})
 	}

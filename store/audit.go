@@ -44,7 +44,8 @@ type auditRow struct {
 
 // RecordAudit appends a to the audit log and sets a.ID (and a.At to now
 // when zero). Action is required. The log is append-only: rows are never
-// updated.
+// updated (a trigger refuses it on both dialects); only Prune deletes them,
+// by age.
 func (s *Store) RecordAudit(ctx context.Context, a *AuditEntry) error {
 	if a.Action == "" {
 		return errors.New("store: record audit: empty action")
@@ -52,17 +53,12 @@ func (s *Store) RecordAudit(ctx context.Context, a *AuditEntry) error {
 	at := s.nowOr(a.At)
 	var id int64
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, customer_id, flow_id, outcome, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			formatTime(at), a.Actor, a.Action, a.CustomerID, a.FlowID, a.Outcome, a.Detail)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
-		return err
+		return queryRow(ctx, tx, `INSERT INTO audit_log (at, actor, action, customer_id, flow_id, outcome, detail)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			formatTime(at), a.Actor, a.Action, a.CustomerID, a.FlowID, a.Outcome, a.Detail).Scan(&id)
 	})
 	if err != nil {
-		return fmt.Errorf("store: record audit %s: %w", a.Action, err)
+		return s.redact(fmt.Errorf("store: record audit %s: %w", a.Action, err))
 	}
 	a.ID, a.At = id, at
 	return nil
@@ -84,8 +80,8 @@ func (s *Store) FindAudit(ctx context.Context, filter AuditFilter) ([]*AuditEntr
 	q += ` ORDER BY at DESC, id DESC LIMIT ?`
 	args = append(args, limit(filter.Limit))
 	var rows []auditRow
-	if err := s.r.SelectContext(ctx, &rows, q, args...); err != nil {
-		return nil, fmt.Errorf("store: find audit: %w", err)
+	if err := selectRows(ctx, s.r, &rows, q, args...); err != nil {
+		return nil, s.redact(fmt.Errorf("store: find audit: %w", err))
 	}
 	out := make([]*AuditEntry, 0, len(rows))
 	for _, r := range rows {

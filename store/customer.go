@@ -99,7 +99,7 @@ func (s *Store) UpsertCustomer(ctx context.Context, c *Customer) error {
 	now := s.nowOr(time.Time{})
 	var created, updated string
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
-		return tx.QueryRowxContext(ctx, `
+		return queryRow(ctx, tx, `
 			INSERT INTO customers (id, name, ref_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET
 				name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE customers.name END,
@@ -110,7 +110,7 @@ func (s *Store) UpsertCustomer(ctx context.Context, c *Customer) error {
 		).Scan(&created, &updated)
 	})
 	if err != nil {
-		return fmt.Errorf("store: upsert customer %s: %w", c.ID, err)
+		return s.redact(fmt.Errorf("store: upsert customer %s: %w", c.ID, err))
 	}
 	if c.CreatedAt, err = parseTime(created); err != nil {
 		return fmt.Errorf("store: upsert customer %s: %w", c.ID, err)
@@ -129,14 +129,14 @@ func (s *Store) EnsureCustomer(ctx context.Context, id string) error {
 	}
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error { return s.ensureCustomer(ctx, tx, id) })
 	if err != nil {
-		return fmt.Errorf("store: ensure customer %s: %w", id, err)
+		return s.redact(fmt.Errorf("store: ensure customer %s: %w", id, err))
 	}
 	return nil
 }
 
 func (s *Store) ensureCustomer(ctx context.Context, tx *sqlx.Tx, id string) error {
 	now := formatTime(s.now())
-	_, err := tx.ExecContext(ctx, `INSERT INTO customers (id, created_at, updated_at) VALUES (?, ?, ?)
+	_, err := exec(ctx, tx, `INSERT INTO customers (id, created_at, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`, id, now, now)
 	return err
 }
@@ -145,12 +145,12 @@ func (s *Store) ensureCustomer(ctx context.Context, tx *sqlx.Tx, id string) erro
 // (CanTransact computed), or a CodeCustomerNotFound error.
 func (s *Store) FindCustomerByID(ctx context.Context, id string) (*Customer, error) {
 	var row customerRow
-	err := s.r.GetContext(ctx, &row, `SELECT `+customerColumns+` FROM customers WHERE id = ?`, id)
+	err := get(ctx, s.r, &row, `SELECT `+customerColumns+` FROM customers WHERE id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, customerNotFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: find customer %s: %w", id, err)
+		return nil, s.redact(fmt.Errorf("store: find customer %s: %w", id, err))
 	}
 	c, err := row.customer()
 	if err != nil {
@@ -194,7 +194,7 @@ func (s *Store) UpdateSecurity(ctx context.Context, customerID string, u Securit
 			return err
 		}
 		var row customerRow
-		if err := tx.GetContext(ctx, &row, `SELECT `+customerColumns+` FROM customers WHERE id = ?`, customerID); err != nil {
+		if err := get(ctx, tx, &row, `SELECT `+customerColumns+` FROM customers WHERE id = ?`+s.forUpdate(), customerID); err != nil {
 			return err
 		}
 		cur, err := row.security()
@@ -211,7 +211,7 @@ func (s *Store) UpdateSecurity(ctx context.Context, customerID string, u Securit
 		cur.LastPINResetAt = later(cur.LastPINResetAt, u.LastPINResetAt)
 		cur.LastExportAt = later(cur.LastExportAt, u.LastExportAt)
 		cur.CanTransact = cur.Standing().CanTransact()
-		_, err = tx.ExecContext(ctx, `UPDATE customers SET
+		_, err = exec(ctx, tx, `UPDATE customers SET
 				has_pin = ?, has_recovery = ?, locked_out = ?,
 				pin_set_at = ?, pin_updated_at = ?, recovery_set_at = ?, last_pin_reset_at = ?, last_export_at = ?,
 				synced_at = ?, updated_at = ?
@@ -224,7 +224,7 @@ func (s *Store) UpdateSecurity(ctx context.Context, customerID string, u Securit
 		return err
 	})
 	if err != nil {
-		return flow.Security{}, fmt.Errorf("store: update security of customer %s: %w", customerID, err)
+		return flow.Security{}, s.redact(fmt.Errorf("store: update security of customer %s: %w", customerID, err))
 	}
 	return sec, nil
 }

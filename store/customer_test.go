@@ -9,98 +9,102 @@ import (
 )
 
 func TestCustomer_RoundTrip(t *testing.T) {
-	s := openTest(t)
-	ctx := context.Background()
-	created := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
-	c := &Customer{ID: "64f0c0ffee0000000000abcd", Name: "Ada", RefID: "user-1", CreatedAt: created}
-	if err := s.UpsertCustomer(ctx, c); err != nil {
-		t.Fatalf("UpsertCustomer: %v", err)
-	}
-	if !c.CreatedAt.Equal(created) || c.CreatedAt.Location() != time.UTC {
-		t.Errorf("CreatedAt after upsert: got %v, want %v in UTC", c.CreatedAt, created)
-	}
-	got, err := s.FindCustomerByID(ctx, c.ID)
-	if err != nil {
-		t.Fatalf("FindCustomerByID: %v", err)
-	}
-	if got.ID != c.ID || got.Name != "Ada" || got.RefID != "user-1" {
-		t.Errorf("got %+v, want id/name/refId %s/Ada/user-1", got, c.ID)
-	}
-	if !got.CreatedAt.Equal(created) || !got.UpdatedAt.Equal(c.UpdatedAt) {
-		t.Errorf("times: got created %v updated %v, want %v and %v", got.CreatedAt, got.UpdatedAt, created, c.UpdatedAt)
-	}
-	if got.Security != (flow.Security{}) {
-		t.Errorf("security of a new customer: got %+v, want zero", got.Security)
-	}
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		created := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
+		c := &Customer{ID: "64f0c0ffee0000000000abcd", Name: "Ada", RefID: "user-1", CreatedAt: created}
+		if err := s.UpsertCustomer(ctx, c); err != nil {
+			t.Fatalf("UpsertCustomer: %v", err)
+		}
+		if !c.CreatedAt.Equal(created) || c.CreatedAt.Location() != time.UTC {
+			t.Errorf("CreatedAt after upsert: got %v, want %v in UTC", c.CreatedAt, created)
+		}
+		got, err := s.FindCustomerByID(ctx, c.ID)
+		if err != nil {
+			t.Fatalf("FindCustomerByID: %v", err)
+		}
+		if got.ID != c.ID || got.Name != "Ada" || got.RefID != "user-1" {
+			t.Errorf("got %+v, want id/name/refId %s/Ada/user-1", got, c.ID)
+		}
+		if !got.CreatedAt.Equal(created) || !got.UpdatedAt.Equal(c.UpdatedAt) {
+			t.Errorf("times: got created %v updated %v, want %v and %v", got.CreatedAt, got.UpdatedAt, created, c.UpdatedAt)
+		}
+		if got.Security != (flow.Security{}) {
+			t.Errorf("security of a new customer: got %+v, want zero", got.Security)
+		}
+	})
 }
 
 func TestUpsertCustomer_UpdatesNameKeepsSecurity(t *testing.T) {
-	s := openTest(t)
-	ctx := context.Background()
-	if err := s.UpsertCustomer(ctx, &Customer{ID: "c1", Name: "Ada", RefID: "user-1"}); err != nil {
-		t.Fatal(err)
-	}
-	synced := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	if _, err := s.UpdateSecurity(ctx, "c1", SecurityUpdate{HasPIN: true, HasRecovery: true, SyncedAt: synced}); err != nil {
-		t.Fatal(err)
-	}
-	first, _ := s.FindCustomerByID(ctx, "c1")
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if err := s.UpsertCustomer(ctx, &Customer{ID: "c1", Name: "Ada", RefID: "user-1"}); err != nil {
+			t.Fatal(err)
+		}
+		synced := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+		if _, err := s.UpdateSecurity(ctx, "c1", SecurityUpdate{HasPIN: true, HasRecovery: true, SyncedAt: synced}); err != nil {
+			t.Fatal(err)
+		}
+		first, _ := s.FindCustomerByID(ctx, "c1")
 
-	// An empty RefID keeps the stored one; CreatedAt never changes.
-	c := &Customer{ID: "c1", Name: "Ada Lovelace", CreatedAt: synced.Add(time.Hour)}
-	if err := s.UpsertCustomer(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.FindCustomerByID(ctx, "c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Name != "Ada Lovelace" || got.RefID != "user-1" {
-		t.Errorf("name/refId: got %q/%q, want %q/%q", got.Name, got.RefID, "Ada Lovelace", "user-1")
-	}
-	if !got.CreatedAt.Equal(first.CreatedAt) {
-		t.Errorf("CreatedAt: got %v, want unchanged %v", got.CreatedAt, first.CreatedAt)
-	}
-	if !got.Security.HasPIN || !got.Security.HasRecovery || !got.Security.CanTransact || !sameTime(got.Security.SyncedAt, &synced) {
-		t.Errorf("security: got %+v, want the synced status kept", got.Security)
-	}
+		// An empty RefID keeps the stored one; CreatedAt never changes.
+		c := &Customer{ID: "c1", Name: "Ada Lovelace", CreatedAt: synced.Add(time.Hour)}
+		if err := s.UpsertCustomer(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.FindCustomerByID(ctx, "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != "Ada Lovelace" || got.RefID != "user-1" {
+			t.Errorf("name/refId: got %q/%q, want %q/%q", got.Name, got.RefID, "Ada Lovelace", "user-1")
+		}
+		if !got.CreatedAt.Equal(first.CreatedAt) {
+			t.Errorf("CreatedAt: got %v, want unchanged %v", got.CreatedAt, first.CreatedAt)
+		}
+		if !got.Security.HasPIN || !got.Security.HasRecovery || !got.Security.CanTransact || !sameTime(got.Security.SyncedAt, &synced) {
+			t.Errorf("security: got %+v, want the synced status kept", got.Security)
+		}
+	})
 }
 
 func TestEnsureCustomer_KeepsExistingRow(t *testing.T) {
-	s := openTest(t)
-	ctx := context.Background()
-	if err := s.EnsureCustomer(ctx, "c1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.UpsertCustomer(ctx, &Customer{ID: "c1", Name: "Ada"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.EnsureCustomer(ctx, "c1"); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.FindCustomerByID(ctx, "c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Name != "Ada" {
-		t.Errorf("name: got %q, want %q", got.Name, "Ada")
-	}
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if err := s.EnsureCustomer(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpsertCustomer(ctx, &Customer{ID: "c1", Name: "Ada"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EnsureCustomer(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.FindCustomerByID(ctx, "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != "Ada" {
+			t.Errorf("name: got %q, want %q", got.Name, "Ada")
+		}
+	})
 }
 
 func TestCustomer_NotFoundAndEmptyID(t *testing.T) {
-	s := openTest(t)
-	ctx := context.Background()
-	_, err := s.FindCustomerByID(ctx, "nobody")
-	wantCode(t, err, flow.CodeCustomerNotFound)
-	if err := s.UpsertCustomer(ctx, &Customer{}); err == nil {
-		t.Error("UpsertCustomer with empty id: got nil error, want one")
-	}
-	if err := s.EnsureCustomer(ctx, ""); err == nil {
-		t.Error("EnsureCustomer with empty id: got nil error, want one")
-	}
-	if _, err := s.UpdateSecurity(ctx, "", SecurityUpdate{}); err == nil {
-		t.Error("UpdateSecurity with empty id: got nil error, want one")
-	}
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		_, err := s.FindCustomerByID(ctx, "nobody")
+		wantCode(t, err, flow.CodeCustomerNotFound)
+		if err := s.UpsertCustomer(ctx, &Customer{}); err == nil {
+			t.Error("UpsertCustomer with empty id: got nil error, want one")
+		}
+		if err := s.EnsureCustomer(ctx, ""); err == nil {
+			t.Error("EnsureCustomer with empty id: got nil error, want one")
+		}
+		if _, err := s.UpdateSecurity(ctx, "", SecurityUpdate{}); err == nil {
+			t.Error("UpdateSecurity with empty id: got nil error, want one")
+		}
+	})
 }
 
 func TestUpdateSecurity_Merge(t *testing.T) {
@@ -145,32 +149,34 @@ func TestUpdateSecurity_Merge(t *testing.T) {
 			want: flow.Security{HasPIN: true, SyncedAt: ptr(at(31)), PINSetAt: ptr(at(9)), PINUpdatedAt: ptr(at(31)), RecoverySetAt: ptr(at(9)), LastPINResetAt: ptr(at(29)), LastExportAt: ptr(at(14))},
 		},
 	}
-	s := openTest(t)
-	ctx := context.Background()
-	for _, st := range steps {
-		got, err := s.UpdateSecurity(ctx, "c1", st.u)
-		if err != nil {
-			t.Fatalf("%s: UpdateSecurity: %v", st.name, err)
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		for _, st := range steps {
+			got, err := s.UpdateSecurity(ctx, "c1", st.u)
+			if err != nil {
+				t.Fatalf("%s: UpdateSecurity: %v", st.name, err)
+			}
+			checkSecurity(t, st.name+" (returned)", got, st.want)
+			c, err := s.FindCustomerByID(ctx, "c1")
+			if err != nil {
+				t.Fatalf("%s: FindCustomerByID: %v", st.name, err)
+			}
+			checkSecurity(t, st.name+" (stored)", c.Security, st.want)
 		}
-		checkSecurity(t, st.name+" (returned)", got, st.want)
-		c, err := s.FindCustomerByID(ctx, "c1")
-		if err != nil {
-			t.Fatalf("%s: FindCustomerByID: %v", st.name, err)
-		}
-		checkSecurity(t, st.name+" (stored)", c.Security, st.want)
-	}
+	})
 }
 
 func TestUpdateSecurity_ZeroSyncedAtMeansNow(t *testing.T) {
-	s := openTest(t)
-	before := time.Now()
-	got, err := s.UpdateSecurity(context.Background(), "c1", SecurityUpdate{HasPIN: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.SyncedAt == nil || got.SyncedAt.Before(before.Add(-time.Second)) || got.SyncedAt.After(time.Now().Add(time.Second)) {
-		t.Errorf("SyncedAt: got %s, want about now", fmtPtr(got.SyncedAt))
-	}
+	eachStore(t, func(t *testing.T, s *Store) {
+		before := time.Now()
+		got, err := s.UpdateSecurity(context.Background(), "c1", SecurityUpdate{HasPIN: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.SyncedAt == nil || got.SyncedAt.Before(before.Add(-time.Second)) || got.SyncedAt.After(time.Now().Add(time.Second)) {
+			t.Errorf("SyncedAt: got %s, want about now", fmtPtr(got.SyncedAt))
+		}
+	})
 }
 
 func checkSecurity(t *testing.T, name string, got, want flow.Security) {

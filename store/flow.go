@@ -86,6 +86,16 @@ func (r *flowRow) flow() (*flow.Flow, error) {
 	return f, nil
 }
 
+// The lookups by challenge id (once per webhook) and by idempotency key
+// (once per start with a key) repeat their partial unique index's
+// condition (the column is not empty): a bound parameter alone does not
+// prove it, so neither database would use the index and each lookup would
+// scan every flow. TestQueryPlans_UseIndexes keeps it so.
+const (
+	whereChallengeID    = `challenge_id = ? AND challenge_id <> ''`
+	whereIdempotencyKey = `customer_id = ? AND idempotency_key = ? AND idempotency_key <> ''`
+)
+
 func flowNotFound(format string, args ...any) error {
 	return flow.Errorf(flow.CodeFlowNotFound, format, args...)
 }
@@ -106,8 +116,9 @@ func flowNotFound(format string, args ...any) error {
 //     none).
 //
 // A flow id already stored with another customer or kind is an error, and
-// an idempotency key already used by another flow is a
-// CodeIdempotencyKeyReused error.
+// an idempotency key already used by another flow of the same customer is
+// a CodeIdempotencyKeyReused error (keys are scoped per customer: two
+// customers may use the same key).
 func (s *Store) UpsertFlow(ctx context.Context, f *flow.Flow, meta FlowMeta) error {
 	if err := validFlow(f); err != nil {
 		return fmt.Errorf("store: upsert flow: %w", err)
@@ -116,21 +127,31 @@ func (s *Store) UpsertFlow(ctx context.Context, f *flow.Flow, meta FlowMeta) err
 		if err := s.ensureCustomer(ctx, tx, f.CustomerID); err != nil {
 			return err
 		}
-		var old flowRow
-		err := tx.GetContext(ctx, &old, `SELECT `+flowColumns+` FROM flows WHERE id = ?`, f.ID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return s.insertFlow(ctx, tx, f, meta)
+		// Twice at most: when the row is missing but another writer inserts
+		// it between our read and our insert (PostgreSQL, where writers run
+		// side by side), the insert does nothing and the second round
+		// updates the row that writer made.
+		for range 2 {
+			var old flowRow
+			err := get(ctx, tx, &old, `SELECT `+flowColumns+` FROM flows WHERE id = ?`+s.forUpdate(), f.ID)
+			if err == nil {
+				return s.updateFlow(ctx, tx, &old, f, meta)
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			inserted, err := s.insertFlow(ctx, tx, f, meta)
+			if err != nil || inserted {
+				return err
+			}
 		}
-		if err != nil {
-			return err
-		}
-		return s.updateFlow(ctx, tx, &old, f, meta)
+		return errors.New("flow row neither found nor inserted")
 	})
 	if err != nil {
-		if isUniqueViolation(err, "flows.idempotency_key") {
-			return flow.Errorf(flow.CodeIdempotencyKeyReused, "The idempotency key was already used for another flow.")
+		if isUniqueViolation(err, "flows.idempotency_key", "flows_customer_idempotency_key") {
+			return flow.Errorf(flow.CodeIdempotencyKeyReused, "The idempotency key was already used for another flow of this customer.")
 		}
-		return fmt.Errorf("store: upsert flow %s: %w", f.ID, err)
+		return s.redact(fmt.Errorf("store: upsert flow %s: %w", f.ID, err))
 	}
 	return nil
 }
@@ -151,7 +172,9 @@ func validFlow(f *flow.Flow) error {
 	return nil
 }
 
-func (s *Store) insertFlow(ctx context.Context, tx *sqlx.Tx, f *flow.Flow, meta FlowMeta) error {
+// insertFlow inserts f unless a row with its id exists, and reports
+// whether it did.
+func (s *Store) insertFlow(ctx context.Context, tx *sqlx.Tx, f *flow.Flow, meta FlowMeta) (bool, error) {
 	created := s.nowOr(f.CreatedAt)
 	updated := s.nowOr(f.UpdatedAt)
 	if updated.Before(created) {
@@ -159,19 +182,24 @@ func (s *Store) insertFlow(ctx context.Context, tx *sqlx.Tx, f *flow.Flow, meta 
 	}
 	chains, err := encodeBlockchains(f.Blockchains)
 	if err != nil {
-		return err
+		return false, err
 	}
 	completed := f.CompletedAt
 	if completed == nil && f.Status.Terminal() {
 		completed = &updated
 	}
 	code, msg := flowErrorColumns(f.Error)
-	_, err = tx.ExecContext(ctx, `INSERT INTO flows (`+flowColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := exec(ctx, tx, `INSERT INTO flows (`+flowColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`,
 		f.ID, f.CustomerID, string(f.Kind), string(f.Status), f.ChallengeID, f.GatewayURL, f.RedirectURL, chains,
 		formatTimePtr(f.ExpiresAt), meta.IdempotencyKey, meta.RequestHash, code, msg,
 		formatTime(created), formatTime(updated), formatTimePtr(completed))
-	return err
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func (s *Store) updateFlow(ctx context.Context, tx *sqlx.Tx, old *flowRow, f *flow.Flow, meta FlowMeta) error {
@@ -214,7 +242,7 @@ func (s *Store) updateFlow(ctx context.Context, tx *sqlx.Tx, old *flowRow, f *fl
 		return err
 	}
 	code, msg := flowErrorColumns(next.Error)
-	_, err = tx.ExecContext(ctx, `UPDATE flows SET
+	_, err = exec(ctx, tx, `UPDATE flows SET
 			status = ?, challenge_id = ?, gateway_url = ?, redirect_url = ?, blockchains = ?, expires_at = ?,
 			idempotency_key = ?, request_hash = ?, error_code = ?, error_message = ?, updated_at = ?, completed_at = ?
 		WHERE id = ?`,
@@ -257,7 +285,7 @@ func (s *Store) FindFlowByID(ctx context.Context, id string) (*flow.Flow, error)
 		return nil, flowNotFound("Flow %q was not found.", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: find flow %s: %w", id, err)
+		return nil, s.redact(fmt.Errorf("store: find flow %s: %w", id, err))
 	}
 	return f, nil
 }
@@ -268,36 +296,38 @@ func (s *Store) FindFlowByChallengeID(ctx context.Context, challengeID string) (
 	if challengeID == "" {
 		return nil, flowNotFound("No flow has an empty challenge id.")
 	}
-	f, _, err := s.findFlow(ctx, `challenge_id = ?`, challengeID)
+	f, _, err := s.findFlow(ctx, whereChallengeID, challengeID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, flowNotFound("No flow owns challenge %q.", challengeID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: find flow by challenge %s: %w", challengeID, err)
+		return nil, s.redact(fmt.Errorf("store: find flow by challenge %s: %w", challengeID, err))
 	}
 	return f, nil
 }
 
-// FindFlowByIdempotencyKey returns the flow first started with key and the
-// metadata stored with it, or a CodeFlowNotFound error.
-func (s *Store) FindFlowByIdempotencyKey(ctx context.Context, key string) (*flow.Flow, FlowMeta, error) {
+// FindFlowByIdempotencyKey returns the customer's flow first started with
+// key and the metadata stored with it, or a CodeFlowNotFound error. Keys
+// are scoped per customer: another customer's flow with the same key is
+// not found.
+func (s *Store) FindFlowByIdempotencyKey(ctx context.Context, customerID, key string) (*flow.Flow, FlowMeta, error) {
 	if key == "" {
 		return nil, FlowMeta{}, flowNotFound("No flow has an empty idempotency key.")
 	}
-	f, meta, err := s.findFlow(ctx, `idempotency_key = ?`, key)
+	f, meta, err := s.findFlow(ctx, whereIdempotencyKey, customerID, key)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, FlowMeta{}, flowNotFound("No flow was started with that idempotency key.")
+		return nil, FlowMeta{}, flowNotFound("No flow of this customer was started with that idempotency key.")
 	}
 	if err != nil {
 		// The key is the client's; keep it out of error text all the same.
-		return nil, FlowMeta{}, fmt.Errorf("store: find flow by idempotency key: %w", err)
+		return nil, FlowMeta{}, s.redact(fmt.Errorf("store: find flow by idempotency key: %w", err))
 	}
 	return f, meta, nil
 }
 
-func (s *Store) findFlow(ctx context.Context, where string, arg any) (*flow.Flow, FlowMeta, error) {
+func (s *Store) findFlow(ctx context.Context, where string, args ...any) (*flow.Flow, FlowMeta, error) {
 	var row flowRow
-	if err := s.r.GetContext(ctx, &row, `SELECT `+flowColumns+` FROM flows WHERE `+where, arg); err != nil {
+	if err := get(ctx, s.r, &row, `SELECT `+flowColumns+` FROM flows WHERE `+where, args...); err != nil {
 		return nil, FlowMeta{}, err
 	}
 	f, err := row.flow()
@@ -331,8 +361,8 @@ func (s *Store) FindFlows(ctx context.Context, filter FlowFilter) ([]*flow.Flow,
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	args = append(args, limit(filter.Limit))
 	var rows []flowRow
-	if err := s.r.SelectContext(ctx, &rows, q, args...); err != nil {
-		return nil, fmt.Errorf("store: find flows: %w", err)
+	if err := selectRows(ctx, s.r, &rows, q, args...); err != nil {
+		return nil, s.redact(fmt.Errorf("store: find flows: %w", err))
 	}
 	flows := make([]*flow.Flow, 0, len(rows))
 	for i := range rows {

@@ -1,11 +1,18 @@
 // Package store is custodyflows' app database: customers and their security
-// status, an index of flows, the webhook inbox and the audit log, kept in one
-// SQLite file through sqlx and mattn/go-sqlite3.
+// status, an index of flows, the webhook inbox and the audit log, kept
+// through sqlx in one SQLite file (mattn/go-sqlite3) or in PostgreSQL
+// (pgx), one API over both.
 //
 // Temporal holds each flow's full history; the store holds what the API
 // must answer without asking Temporal (a customer's security status, the
 // flow list, idempotency keys) and what must survive any workflow (the
 // webhook inbox that de-duplicates deliveries, the audit log).
+//
+// SQLite suits one host: api and worker share the file. PostgreSQL lets
+// them run on many hosts; every guarantee (one flow per idempotency key
+// and customer, one inbox row per webhook, no lost write between
+// processes, an audit log that is never rewritten) holds on both, and the
+// tests run on both. What differs between the two is in dialect.go.
 //
 // Missing rows are reported as *flow.Error with flow.CodeCustomerNotFound,
 // flow.CodeFlowNotFound or flow.CodeNotFound, so callers branch with
@@ -17,21 +24,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/mattn/go-sqlite3"
-
-	"github.com/custodyflows/custodyflows/schema"
 )
 
-// BusyTimeout is how long a statement waits for another connection's (or
-// process's) write lock before failing with SQLITE_BUSY.
+// BusyTimeout is how long a SQLite statement waits for another
+// connection's (or process's) write lock before failing with SQLITE_BUSY.
 const BusyTimeout = 5 * time.Second
 
 // defaultLimit and maxLimit bound list queries.
@@ -42,7 +41,7 @@ const (
 
 // Store is the app database. It is safe for concurrent use.
 //
-// It holds two pools on the same file. All writes go through one
+// On SQLite it holds two pools on the same file. All writes go through one
 // connection: SQLite allows one writer at a time anyway, and queueing
 // writers in database/sql (which honours ctx) instead of in SQLite's busy
 // handler means the process's own writers never see SQLITE_BUSY. Reads use a
@@ -51,125 +50,46 @@ const (
 // second process on the same file (api and worker, or migrate) waits in the
 // busy handler for the lock up front instead of failing when a read lock
 // cannot be upgraded.
+//
+// On PostgreSQL one pool serves reads and writes; write transactions run at
+// READ COMMITTED and lock the rows they read before rewriting them.
 type Store struct {
-	path string
-	w    *sqlx.DB // exactly one connection: every write
-	r    *sqlx.DB // read-only connections
-	now  func() time.Time
+	d       dialect
+	path    string   // the SQLite path, or the PostgreSQL URL without its password
+	secrets []string // the password in the PostgreSQL URL, kept out of errors
+	w       *sqlx.DB // SQLite: exactly one connection, every write
+	r       *sqlx.DB // SQLite: read-only connections; PostgreSQL: w
+	now     func() time.Time
 }
 
-// Open opens (creating it and its directory if needed) the SQLite database
-// at path, turns on WAL, the busy timeout, foreign keys and
-// synchronous=NORMAL, and applies any pending migrations. The special path
-// ":memory:" gives a private in-memory database (one connection), for tests.
-func Open(ctx context.Context, path string) (*Store, error) {
-	if path == "" {
-		return nil, errors.New("store: open: empty database path")
-	}
-	if strings.ContainsAny(path, "?#") {
-		// The driver splits the DSN at '?', so such a path would silently
-		// open a different file.
-		return nil, fmt.Errorf("store: open %q: path must not contain '?' or '#'", path)
-	}
-	s := &Store{path: path, now: time.Now}
-	if path == ":memory:" {
-		db, err := sqlx.Open("sqlite3", dsn(path, true))
-		if err != nil {
-			return nil, fmt.Errorf("store: open %s: %w", path, err)
-		}
-		keepOne(db)
-		s.w, s.r = db, db
-	} else {
-		if dir := filepath.Dir(path); dir != "." {
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return nil, fmt.Errorf("store: open %s: %w", path, err)
-			}
-		}
-		w, err := sqlx.Open("sqlite3", dsn(path, true))
-		if err != nil {
-			return nil, fmt.Errorf("store: open %s: %w", path, err)
-		}
-		keepOne(w)
-		r, err := sqlx.Open("sqlite3", dsn(path, false))
-		if err != nil {
-			_ = w.Close()
-			return nil, fmt.Errorf("store: open %s: %w", path, err)
-		}
-		n := max(4, runtime.GOMAXPROCS(0))
-		r.SetMaxOpenConns(n)
-		r.SetMaxIdleConns(n)
-		s.w, s.r = w, r
-	}
-	// The writer connects first so that the file exists and is in WAL mode
-	// before any read-only connection opens it.
-	if err := whileLocked(ctx, func() error { return s.w.PingContext(ctx) }); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	if err := whileLocked(ctx, func() error { return s.Migrate(ctx) }); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-// whileLocked runs step again while SQLite answers busy or locked, for up to
-// BusyTimeout. Opening a fresh file that another process (api and worker
-// start together) is switching to WAL at that moment fails at once: SQLite
-// returns SQLITE_BUSY there without calling the busy handler, to avoid a
-// deadlock. Only opening needs this; statements wait through busy_timeout.
-func whileLocked(ctx context.Context, step func() error) error {
-	deadline := time.Now().Add(BusyTimeout)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
-		err := step()
-		var se sqlite3.Error
-		if err == nil || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
+// Open opens the app database named by dsn and applies any pending
+// migrations.
+//
+// A dsn starting with postgres:// or postgresql:// is a PostgreSQL URL
+// (pgx's syntax: postgres://user:password@host:5432/db?sslmode=verify-full;
+// the password may instead come from PGPASSWORD or a passfile). Open checks
+// that the server answers, and its errors never show the password.
+//
+// Anything else is a SQLite path: the file and its directory are created
+// if needed, and WAL, the busy timeout, foreign keys and synchronous=NORMAL
+// are turned on. The special path ":memory:" gives a private in-memory
+// database (one connection), for tests.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	switch {
+	case dsn == "":
+		return nil, errors.New("store: open: empty database path or URL")
+	case isPostgresURL(dsn):
+		return openPostgres(ctx, dsn)
+	default:
+		return openSQLite(ctx, dsn)
 	}
 }
 
-// keepOne limits db to a single connection that is never closed for
-// idleness (closing it would drop an in-memory database).
-func keepOne(db *sqlx.DB) {
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
-}
-
-// dsn returns the mattn/go-sqlite3 DSN for path. The driver runs the
-// pragmas on every new connection, so they hold for both pools.
-func dsn(path string, write bool) string {
-	q := url.Values{}
-	q.Set("_busy_timeout", fmt.Sprint(BusyTimeout.Milliseconds()))
-	q.Set("_foreign_keys", "on")
-	if write {
-		// WAL is persistent in the file, so setting it from the writer is
-		// enough; readers then inherit it.
-		q.Set("_journal_mode", "WAL")
-		// NORMAL is durable across application crashes in WAL mode; only a
-		// power loss can drop the last commits, which the workflows (whose
-		// activities rewrite rows) recover.
-		q.Set("_synchronous", "NORMAL")
-		q.Set("_txlock", "immediate")
-	} else {
-		// A guard: a write on the read pool would bypass the single-writer
-		// queue and could meet SQLITE_BUSY.
-		q.Set("_query_only", "on")
-	}
-	return path + "?" + q.Encode()
-}
-
-// Path returns the database file's path.
+// Path returns the database file's path, or the PostgreSQL URL with its
+// password replaced by "xxxxx" (fit for logs).
 func (s *Store) Path() string { return s.path }
 
-// Close closes both pools.
+// Close closes the store's pools.
 func (s *Store) Close() error {
 	var errs []error
 	if s.r != nil && s.r != s.w {
@@ -184,64 +104,43 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping checks that the database answers on both pools (for /readyz).
+// Ping checks that the database answers on every pool (for /readyz). It
+// only reads: ProbeWrite also proves that the database takes writes.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.r.PingContext(ctx); err != nil {
-		return fmt.Errorf("store: ping: %w", err)
+		return s.redact(fmt.Errorf("store: ping: %w", err))
 	}
 	if err := s.w.PingContext(ctx); err != nil {
-		return fmt.Errorf("store: ping: %w", err)
+		return s.redact(fmt.Errorf("store: ping: %w", err))
 	}
 	return nil
 }
 
-// Migrate applies the migrations of package schema that the database has
-// not seen yet, each in its own transaction, recording each in
-// schema_migrations. It is idempotent and safe to run from several
-// processes at once: the check for an applied version happens inside the
-// migration's write transaction.
-func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := schema.Migrations()
+// ProbeWrite makes a tiny real write (one row of health_probe rewritten),
+// for /readyz: a full disk, a read-only file or mount, or a PostgreSQL
+// server that turned read-only (a replica after failover) fails it while
+// reads still succeed.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := exec(ctx, tx, `INSERT INTO health_probe (id, written_at, writes) VALUES (1, ?, 1)
+			ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, writes = health_probe.writes + 1`,
+			formatTime(s.now()))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER NOT NULL PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_at TEXT    NOT NULL
-	) STRICT`); err != nil {
-		return fmt.Errorf("store: migrate: create schema_migrations: %w", err)
-	}
-	for _, m := range ms {
-		err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
-			var n int
-			if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.Version, m.Name, formatTime(s.now()))
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("store: migrate: %04d_%s: %w", m.Version, m.Name, err)
-		}
+		return s.redact(fmt.Errorf("store: probe write: %w", err))
 	}
 	return nil
 }
 
-// writeTx runs fn in a write transaction (BEGIN IMMEDIATE on the writer
-// connection) and commits it when fn returns nil. fn must not use s.w
-// directly: the writer's only connection belongs to the transaction.
+// writeTx runs fn in a write transaction (on SQLite BEGIN IMMEDIATE on the
+// writer connection, on PostgreSQL READ COMMITTED) and commits it when fn
+// returns nil. fn must not use s.w directly: on SQLite the writer's only
+// connection belongs to the transaction.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return s.redact(fmt.Errorf("begin: %w", err))
 	}
 	defer func() {
 		if err != nil {
@@ -306,14 +205,4 @@ func limit(n int) int {
 		return maxLimit
 	}
 	return n
-}
-
-// isUniqueViolation reports whether err is a UNIQUE constraint failure,
-// optionally on the given "table.column".
-func isUniqueViolation(err error, column string) bool {
-	var se sqlite3.Error
-	if !errors.As(err, &se) || se.ExtendedCode != sqlite3.ErrConstraintUnique {
-		return false
-	}
-	return column == "" || strings.Contains(se.Error(), column)
 }

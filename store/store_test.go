@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,27 +14,6 @@ import (
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/schema"
 )
-
-// openTest opens a store on a fresh file in t.TempDir and closes it when the
-// test ends.
-func openTest(t testing.TB) *Store {
-	t.Helper()
-	return openPath(t, filepath.Join(t.TempDir(), "app.db"))
-}
-
-func openPath(t testing.TB, path string) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", path, err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
-}
 
 // wantCode fails the test unless err carries code.
 func wantCode(t *testing.T, err error, code flow.Code) {
@@ -59,54 +40,104 @@ func fmtPtr(t *time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-func TestOpen_MigratesTwiceAndReopens(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "app.db")
-	s := openPath(t, path)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("second Migrate: %v", err)
-	}
-	s2 := openPath(t, path) // a second Store on the same file, as api and worker do
-	if err := s2.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate on second store: %v", err)
-	}
-	ms, err := schema.Migrations()
+// latestVersion is the highest migration version of package schema.
+func latestVersion(t *testing.T) int64 {
+	t.Helper()
+	entries, err := fs.ReadDir(schema.SQLite(), ".")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return int64(len(entries))
+}
+
+// appliedVersions lists the versions goose recorded, in order.
+func appliedVersions(t *testing.T, s *Store) []int64 {
+	t.Helper()
+	var vs []int64
+	if err := selectRows(context.Background(), s.r, &vs, `SELECT version_id FROM goose_db_version WHERE version_id > 0 ORDER BY id`); err != nil {
+		t.Fatalf("read goose_db_version: %v", err)
+	}
+	return vs
+}
+
+// hasIndex reports whether the database has an index of that name.
+func hasIndex(t *testing.T, s *Store, name string) bool {
+	t.Helper()
+	q := `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`
+	if s.d == dialectPostgres {
+		q = `SELECT count(*) FROM pg_indexes WHERE indexname = ?`
+	}
 	var n int
-	if err := s2.r.GetContext(ctx, &n, `SELECT count(*) FROM schema_migrations`); err != nil {
-		t.Fatal(err)
+	if err := get(context.Background(), s.r, &n, q, name); err != nil {
+		t.Fatalf("look up index %s: %v", name, err)
 	}
-	if n != len(ms) {
-		t.Errorf("schema_migrations rows: got %d, want %d", n, len(ms))
+	return n == 1
+}
+
+func wantVersions(t *testing.T, s *Store) {
+	t.Helper()
+	got := appliedVersions(t, s)
+	var want []int64
+	for v := int64(1); v <= latestVersion(t); v++ {
+		want = append(want, v)
 	}
-	if err := s.Ping(ctx); err != nil {
-		t.Errorf("Ping: %v", err)
+	if !slices.Equal(got, want) {
+		t.Errorf("applied versions: got %v, want %v (each once)", got, want)
 	}
 }
 
-func TestOpen_ConcurrentOpensOnFreshFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "app.db")
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
-		wg.Go(func() {
-			s, err := Open(context.Background(), path)
-			if err != nil {
-				errs <- err
-				return
-			}
-			errs <- s.Close()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Errorf("concurrent Open: %v", err)
+func TestOpen_MigratesTwiceAndReopens(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := openPath(t, dsn)
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("second Migrate: %v", err)
 		}
-	}
+		s2 := openPath(t, dsn) // a second Store on the same database, as api and worker do
+		if err := s2.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate on second store: %v", err)
+		}
+		wantVersions(t, s2)
+		for _, idx := range []string{"flows_customer_idempotency_key", "webhook_inbox_received_at"} {
+			if !hasIndex(t, s2, idx) {
+				t.Errorf("index %s: missing", idx)
+			}
+		}
+		if hasIndex(t, s2, "flows_idempotency_key") {
+			t.Error("index flows_idempotency_key (global keys): still there, want it replaced by the per-customer one")
+		}
+		if err := s.Ping(ctx); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+	})
+}
+
+// TestOpen_ConcurrentOpensOnFreshDatabase starts four stores on one fresh
+// database at once, as replicas starting together do: every Open succeeds
+// and each migration is applied once.
+func TestOpen_ConcurrentOpensOnFreshDatabase(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Go(func() {
+				s, err := Open(context.Background(), dsn)
+				if err != nil {
+					errs <- err
+					return
+				}
+				errs <- s.Close()
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("concurrent Open: %v", err)
+			}
+		}
+		wantVersions(t, openPath(t, dsn))
+	})
 }
 
 func TestOpen_Pragmas(t *testing.T) {
@@ -173,31 +204,32 @@ func TestOpen_Memory(t *testing.T) {
 }
 
 func TestSchema_CheckConstraints(t *testing.T) {
-	s := openTest(t)
-	ctx := context.Background()
-	if err := s.EnsureCustomer(ctx, "c1"); err != nil {
-		t.Fatal(err)
-	}
-	now := formatTime(time.Now())
-	tests := []struct {
-		name string
-		sql  string
-		args []any
-	}{
-		{"unknown kind", `INSERT INTO flows (id, customer_id, kind, status, created_at, updated_at) VALUES ('f1', 'c1', 'bogus', 'starting', ?, ?)`, []any{now, now}},
-		{"unknown status", `INSERT INTO flows (id, customer_id, kind, status, created_at, updated_at) VALUES ('f1', 'c1', 'initialize', 'done', ?, ?)`, []any{now, now}},
-		{"missing customer", `INSERT INTO flows (id, customer_id, kind, status, created_at, updated_at) VALUES ('f1', 'nobody', 'initialize', 'starting', ?, ?)`, []any{now, now}},
-		{"blockchains not an array", `INSERT INTO flows (id, customer_id, kind, status, blockchains, created_at, updated_at) VALUES ('f1', 'c1', 'initialize', 'starting', '{}', ?, ?)`, []any{now, now}},
-		{"boolean out of range", `UPDATE customers SET has_pin = 2 WHERE id = 'c1'`, nil},
-		{"empty webhook key", `INSERT INTO webhook_inbox (idempotency_key, received_at) VALUES ('', ?)`, []any{now}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := s.w.ExecContext(ctx, tt.sql, tt.args...); err == nil {
-				t.Errorf("got nil error, want a constraint failure")
-			}
-		})
-	}
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if err := s.EnsureCustomer(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		now := formatTime(time.Now())
+		tests := []struct {
+			name string
+			sql  string
+			args []any
+		}{
+			{"unknown kind", `INSERT INTO flows (id, customer_id, kind, status, created_at, updated_at) VALUES ('f1', 'c1', 'bogus', 'starting', ?, ?)`, []any{now, now}},
+			{"unknown status", `INSERT INTO flows (id, customer_id, kind, status, created_at, updated_at) VALUES ('f1', 'c1', 'initialize', 'done', ?, ?)`, []any{now, now}},
+			{"missing customer", `INSERT INTO flows (id, customer_id, kind, status, created_at, updated_at) VALUES ('f1', 'nobody', 'initialize', 'starting', ?, ?)`, []any{now, now}},
+			{"blockchains not an array", `INSERT INTO flows (id, customer_id, kind, status, blockchains, created_at, updated_at) VALUES ('f1', 'c1', 'initialize', 'starting', '{}', ?, ?)`, []any{now, now}},
+			{"boolean out of range", `UPDATE customers SET has_pin = 2 WHERE id = 'c1'`, nil},
+			{"empty webhook key", `INSERT INTO webhook_inbox (idempotency_key, received_at) VALUES ('', ?)`, []any{now}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if _, err := exec(ctx, s.w, tt.sql, tt.args...); err == nil {
+					t.Errorf("got nil error, want a constraint failure")
+				}
+			})
+		}
+	})
 }
 
 func TestTimeFormat_SortsAndRoundTrips(t *testing.T) {
@@ -227,14 +259,15 @@ func TestTimeFormat_SortsAndRoundTrips(t *testing.T) {
 }
 
 func TestErrors_WrapContext(t *testing.T) {
-	s := openTest(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := s.EnsureCustomer(ctx, "c1")
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("got %v, want an error wrapping context.Canceled", err)
-	}
-	if !strings.HasPrefix(err.Error(), "store: ensure customer c1: ") {
-		t.Errorf("got %q, want it prefixed with the operation", err)
-	}
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := s.EnsureCustomer(ctx, "c1")
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want an error wrapping context.Canceled", err)
+		}
+		if !strings.HasPrefix(err.Error(), "store: ensure customer c1: ") {
+			t.Errorf("got %q, want it prefixed with the operation", err)
+		}
+	})
 }

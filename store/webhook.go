@@ -55,29 +55,26 @@ func (s *Store) RecordWebhook(ctx context.Context, e *InboxEntry) (duplicate boo
 	received := s.nowOr(e.ReceivedAt)
 	err = s.writeTx(ctx, func(tx *sqlx.Tx) error {
 		// ON CONFLICT DO NOTHING rather than catching the constraint error:
-		// a duplicate is an expected outcome, not a failed statement.
-		res, err := tx.ExecContext(ctx, `INSERT INTO webhook_inbox
+		// a duplicate is an expected outcome, not a failed statement (and
+		// on PostgreSQL a failed statement would abort the transaction).
+		// RETURNING gives no row when the insert did nothing.
+		err := queryRow(ctx, tx, `INSERT INTO webhook_inbox
 				(idempotency_key, webhook_id, event_type, customer_id, challenge_id, body_sha256, received_at, outcome, processed_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (idempotency_key) DO NOTHING`,
+			ON CONFLICT (idempotency_key) DO NOTHING
+			RETURNING id`,
 			e.IdempotencyKey, e.WebhookID, e.EventType, e.CustomerID, e.ChallengeID, e.BodySHA256,
-			formatTime(received), e.Outcome, formatTimePtr(e.ProcessedAt))
-		if err != nil {
+			formatTime(received), e.Outcome, formatTimePtr(e.ProcessedAt)).Scan(&e.ID)
+		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			duplicate = true
-			return tx.GetContext(ctx, &e.ID, `SELECT id FROM webhook_inbox WHERE idempotency_key = ?`, e.IdempotencyKey)
-		}
-		e.ID, err = res.LastInsertId()
-		return err
+		// On PostgreSQL the insert waited for a concurrent delivery's
+		// transaction to commit; at READ COMMITTED this read sees its row.
+		duplicate = true
+		return get(ctx, tx, &e.ID, `SELECT id FROM webhook_inbox WHERE idempotency_key = ?`, e.IdempotencyKey)
 	})
 	if err != nil {
-		return false, fmt.Errorf("store: record webhook %s: %w", e.WebhookID, err)
+		return false, s.redact(fmt.Errorf("store: record webhook %s: %w", e.WebhookID, err))
 	}
 	if !duplicate {
 		e.ReceivedAt = received
@@ -90,7 +87,7 @@ func (s *Store) RecordWebhook(ctx context.Context, e *InboxEntry) (duplicate boo
 func (s *Store) SetWebhookOutcome(ctx context.Context, idempotencyKey, outcome string, at time.Time) error {
 	var n int64
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE webhook_inbox SET outcome = ?, processed_at = ? WHERE idempotency_key = ?`,
+		res, err := exec(ctx, tx, `UPDATE webhook_inbox SET outcome = ?, processed_at = ? WHERE idempotency_key = ?`,
 			outcome, formatTime(s.nowOr(at)), idempotencyKey)
 		if err != nil {
 			return err
@@ -99,7 +96,7 @@ func (s *Store) SetWebhookOutcome(ctx context.Context, idempotencyKey, outcome s
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: set webhook outcome: %w", err)
+		return s.redact(fmt.Errorf("store: set webhook outcome: %w", err))
 	}
 	if n == 0 {
 		return flow.Errorf(flow.CodeNotFound, "No webhook with that idempotency key was recorded.")
@@ -111,14 +108,14 @@ func (s *Store) SetWebhookOutcome(ctx context.Context, idempotencyKey, outcome s
 // error.
 func (s *Store) FindWebhook(ctx context.Context, idempotencyKey string) (*InboxEntry, error) {
 	var row inboxRow
-	err := s.r.GetContext(ctx, &row, `SELECT id, idempotency_key, webhook_id, event_type, customer_id, challenge_id,
+	err := get(ctx, s.r, &row, `SELECT id, idempotency_key, webhook_id, event_type, customer_id, challenge_id,
 			body_sha256, received_at, outcome, processed_at
 		FROM webhook_inbox WHERE idempotency_key = ?`, idempotencyKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, flow.Errorf(flow.CodeNotFound, "No webhook with that idempotency key was recorded.")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: find webhook: %w", err)
+		return nil, s.redact(fmt.Errorf("store: find webhook: %w", err))
 	}
 	e := &InboxEntry{
 		ID:             row.ID,

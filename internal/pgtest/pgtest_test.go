@@ -111,3 +111,13 @@ func TestCluster_StopRemovesEverything(t *testing.T) {
 		t.Errorf("postgres pid %d after Stop: still running", pid)
 	}
 }
+
+// TestFindBinaries_MissingSaysWhatToInstall: without PostgreSQL the error
+// names the package to install (and the tests using pgtest fail with it).
+func TestFindBinaries_MissingSaysWhatToInstall(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := findBinaries(t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "apt-get install postgresql") {
+		t.Errorf("got %v, want an error saying to install Debian's postgresql", err)
+	}
+}
