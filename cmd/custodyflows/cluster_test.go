@@ -55,15 +55,7 @@ func TestCluster_TwoAPIsTwoWorkersOnPostgres(t *testing.T) {
 	}
 	bins := buildClusterBinaries(t)
 
-	pg, err := pgtest.NewCluster()
-	if err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := pg.Stop(); err != nil {
-			t.Errorf("stop postgres: %v", err)
-		}
-	})
+	pg := pgtest.StartCluster(t)
 	appDBWithPassword, err := pg.CreateDatabase(context.Background(), "custodyflows")
 	if err != nil {
 		t.Fatal(err)
