@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,11 +139,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	frontendPort := cfg.FrontendPort
 	if frontendPort == 0 {
-		pick := freePort
 		if cfg.Postgres != nil {
-			pick = servicePort // a cluster's ports must fit SMALLINT
+			frontendPort, err = servicePort(cfg.Host) // a cluster's ports must fit SMALLINT
+		} else {
+			frontendPort, err = freePort(cfg.Host)
 		}
-		if frontendPort, err = pick(cfg.Host); err != nil {
+		if err != nil {
 			return nil, err
 		}
 	} else if err := checkPortFree(cfg.Host, frontendPort); err != nil {
@@ -382,10 +384,14 @@ func serverConfig(host string, frontendPort int, stores storeConfig) (*config.Co
 	frontendAddr := net.JoinHostPort(host, strconv.Itoa(frontendPort))
 	// The frontend's HTTP API serves Nexus callbacks and the HTTP/JSON API;
 	// without it the server warns on every start.
-	httpPort, err := servicePort(host)
+	// Picked ports are not bound until the server starts: never hand out
+	// one twice.
+	taken := []int{frontendPort}
+	httpPort, err := servicePort(host, taken...)
 	if err != nil {
 		return nil, nil, err
 	}
+	taken = append(taken, httpPort)
 
 	services := map[string]config.Service{
 		string(primitives.FrontendService): {RPC: config.RPC{GRPCPort: frontendPort, HTTPPort: httpPort, BindOnIP: host}},
@@ -395,10 +401,11 @@ func serverConfig(host string, frontendPort int, stores storeConfig) (*config.Co
 	}
 	// Static membership replaces ringpop, so no membership ports are needed.
 	for _, name := range []primitives.ServiceName{primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
-		port, err := servicePort(host)
+		port, err := servicePort(host, taken...)
 		if err != nil {
 			return nil, nil, err
 		}
+		taken = append(taken, port)
 		services[string(name)] = config.Service{RPC: config.RPC{GRPCPort: port, BindOnIP: host}}
 		hosts[name] = static.SingleLocalHost(net.JoinHostPort(host, strconv.Itoa(port)))
 	}
@@ -619,13 +626,13 @@ func freePort(host string) (int, error) {
 // Temporal records service ports in SMALLINT columns (cluster membership),
 // so they stay below 32768, where the kernel's ephemeral range (and so
 // freePort) never goes on Linux.
-func servicePort(host string) (int, error) {
+func servicePort(host string, taken ...int) (int, error) {
 	const low, high = 10000, 32767
 	var b [2]byte
 	for range 200 {
 		_, _ = rand.Read(b[:])
 		port := low + (int(b[0])<<8|int(b[1]))%(high-low+1)
-		if checkPortFree(host, port) == nil {
+		if !slices.Contains(taken, port) && checkPortFree(host, port) == nil {
 			return port, nil
 		}
 	}
