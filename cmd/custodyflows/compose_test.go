@@ -223,7 +223,6 @@ func checkEnv(t *testing.T, where, cmd string, environment, files map[string]str
 		}
 		base, isFile := strings.CutSuffix(k, "_FILE")
 		switch {
-		case flags[k]:
 		case isFile && flags[base]:
 			fileVars = append(fileVars, k)
 			content, ok := files[v]
@@ -237,6 +236,7 @@ func checkEnv(t *testing.T, where, cmd string, environment, files map[string]str
 				t.Fatal(err)
 			}
 			v = local
+		case flags[k]:
 		default:
 			t.Errorf("%s sets %s, which `custodyflows %s` does not read", where, k, cmd)
 			bad = true
