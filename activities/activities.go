@@ -74,6 +74,9 @@ type Activities struct {
 	// Notifier is nil when no notify URL is configured: DeliverEvent then
 	// succeeds without sending anything.
 	Notifier Notifier
+	// ExportHold is how long after a completed PIN reset an export is
+	// refused (flow.CheckExportHold); 0 turns the hold off.
+	ExportHold time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Logger receives one line per classified failure (slog.Default when
@@ -100,23 +103,10 @@ func (a *Activities) logger(ctx context.Context) *slog.Logger {
 	return l
 }
 
-// taskOf maps a flow kind to its Planbok challenge task.
+// taskOf is a flow kind's Planbok challenge task, from its flow.Specs row.
 func taskOf(k flow.Kind) (planbok.Task, bool) {
-	switch k {
-	case flow.KindInitialize:
-		return planbok.TaskInitialize, true
-	case flow.KindRecovery:
-		return planbok.TaskRecovery, true
-	case flow.KindUpdatePIN:
-		return planbok.TaskUpdatePIN, true
-	case flow.KindResetPIN:
-		return planbok.TaskResetPIN, true
-	case flow.KindExportPrivateKeys:
-		return planbok.TaskExportPrivateKeys, true
-	case flow.KindCreateWallets:
-		return planbok.TaskCreateWallets, true
-	}
-	return "", false
+	spec, ok := flow.SpecOf(k)
+	return planbok.Task(spec.PlanbokTask), ok
 }
 
 // standingOf is what the rules need from Planbok's customer record.
@@ -129,14 +119,39 @@ func standingOf(c *planbok.Customer) flow.Standing {
 // error, so the workflow answers the API instead of failing.
 func (a *Activities) Preflight(ctx context.Context, in flow.PreflightInput) (flow.PreflightResult, error) {
 	c, err := a.Planbok.GetCustomer(ctx, in.CustomerID)
-	if planbok.IsNotFound(err) {
+	if notFound(err) {
 		return flow.PreflightResult{Refusal: customerNotFound(in.CustomerID)}, nil
 	}
 	if err != nil {
 		return flow.PreflightResult{}, a.classify(ctx, "preflight: get customer", err)
 	}
 	st := standingOf(c)
-	return flow.PreflightResult{Standing: st, Refusal: flow.Check(in.Kind, st)}, nil
+	if refusal := flow.Check(in.Kind, st); refusal != nil {
+		return flow.PreflightResult{Standing: st, Refusal: refusal}, nil
+	}
+	refusal, err := a.exportHold(ctx, in)
+	if err != nil {
+		return flow.PreflightResult{}, a.classify(ctx, "preflight: export hold", err)
+	}
+	return flow.PreflightResult{Standing: st, Refusal: refusal}, nil
+}
+
+// exportHold applies the export-hold rule to an export start: the last
+// completed PIN reset is in the store (Planbok does not say when a PIN was
+// reset), the hold is configuration. A customer the store has never seen
+// has no reset on record, so no hold.
+func (a *Activities) exportHold(ctx context.Context, in flow.PreflightInput) (*flow.Error, error) {
+	if in.Kind != flow.KindExportPrivateKeys || a.ExportHold <= 0 {
+		return nil, nil
+	}
+	c, err := a.Store.FindCustomerByID(ctx, in.CustomerID)
+	switch {
+	case flow.ErrorCode(err) == flow.CodeCustomerNotFound:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("find customer: %w", err)
+	}
+	return flow.CheckExportHold(in.Kind, c.Security.LastPINResetAt, a.ExportHold, a.now()), nil
 }
 
 // CreateChallenge creates the flow's Planbok challenge with the workflow's
@@ -158,7 +173,7 @@ func (a *Activities) CreateChallenge(ctx context.Context, in flow.CreateChalleng
 		key = in.FlowID + "-challenge"
 	}
 	p := planbok.ChallengeParams{RedirectURL: in.RedirectURL, IdempotencyKey: key}
-	if in.Kind == flow.KindCreateWallets {
+	if spec, _ := flow.SpecOf(in.Kind); spec.Blockchains {
 		p.Blockchains = in.Blockchains
 		p.AccountType = planbok.AccountTypeEOA
 	}
@@ -219,35 +234,25 @@ func (a *Activities) SyncCustomer(ctx context.Context, in flow.SyncCustomerInput
 		at = a.now()
 	}
 	u := store.SecurityUpdate{HasPIN: c.HasPIN, HasRecovery: c.HasRecovery, LockedOut: c.Locked(), SyncedAt: a.now()}
-	switch in.Kind {
-	case flow.KindInitialize:
-		u.PINSetAt = &at
-		if c.HasRecovery { // PIN setup may include recovery setup
-			u.RecoverySetAt = &at
+	if spec, ok := flow.SpecOf(in.Kind); ok {
+		// The completed flow's timestamps, each only when Planbok confirms
+		// it (PIN setup may or may not include recovery).
+		for _, stamp := range spec.Stamps {
+			setStamp(&u, stamp, &at, c)
 		}
-	case flow.KindRecovery:
-		u.RecoverySetAt = &at
-	case flow.KindUpdatePIN:
-		u.PINUpdatedAt = &at
-	case flow.KindResetPIN:
-		u.LastPINResetAt = &at
-	case flow.KindExportPrivateKeys:
-		u.LastExportAt = &at
-	case flow.KindCreateWallets:
-		// No security timestamp: wallets do not change the PIN or recovery.
-	case "":
+	} else if in.Kind == "" {
 		// A customer-level webhook with no flow of ours: a PIN or recovery
 		// set up elsewhere. Record when we learnt of it, but only if no
 		// earlier time is known and Planbok confirms it (webhooks are
 		// hints).
 		switch in.Event {
 		case planbok.EventCustomerPINSetup:
-			if c.HasPIN && (prev == nil || prev.Security.PINSetAt == nil) {
-				u.PINSetAt = &at
+			if prev == nil || prev.Security.PINSetAt == nil {
+				setStamp(&u, flow.StampPINSetAt, &at, c)
 			}
 		case planbok.EventCustomerRecoverySetup:
-			if c.HasRecovery && (prev == nil || prev.Security.RecoverySetAt == nil) {
-				u.RecoverySetAt = &at
+			if prev == nil || prev.Security.RecoverySetAt == nil {
+				setStamp(&u, flow.StampRecoverySetAt, &at, c)
 			}
 		}
 	}
@@ -256,6 +261,9 @@ func (a *Activities) SyncCustomer(ctx context.Context, in flow.SyncCustomerInput
 		return flow.SyncCustomerResult{}, a.classify(ctx, "sync customer: update security", err)
 	}
 	wasLocked := prev != nil && prev.Security.LockedOut
+	// The events the workflow sends carry exportAvailableAt, and a
+	// completed reset with it set starts customer.export_hold_started.
+	sec = sec.WithExportHold(a.ExportHold, a.now())
 	return flow.SyncCustomerResult{Security: sec, LockedOutNow: !wasLocked && c.Locked()}, nil
 }
 
@@ -295,6 +303,35 @@ func (a *Activities) DeliverEvent(ctx context.Context, in flow.DeliverEventInput
 	}
 	a.logger(ctx).Info("app event not delivered; will retry", "eventId", in.ID, "type", in.Event.Type, "err", err)
 	return temporal.NewApplicationError(fmt.Sprintf("deliver event: %v", err), ErrTypeNotifyFailed)
+}
+
+// setStamp sets one security timestamp in u, when Planbok's record c
+// confirms what it stamps.
+func setStamp(u *store.SecurityUpdate, stamp flow.Stamp, at *time.Time, c *planbok.Customer) {
+	switch stamp {
+	case flow.StampPINSetAt:
+		if c.HasPIN {
+			u.PINSetAt = at
+		}
+	case flow.StampRecoverySetAt:
+		if c.HasRecovery {
+			u.RecoverySetAt = at
+		}
+	case flow.StampPINUpdatedAt:
+		u.PINUpdatedAt = at
+	case flow.StampLastPINResetAt:
+		u.LastPINResetAt = at
+	case flow.StampLastExportAt:
+		u.LastExportAt = at
+	}
+}
+
+// notFound reports whether err means Planbok does not know the customer
+// (flow.ClassifyPlanbok's customer_not_found for a customer read: a 404, or
+// an id Planbok cannot parse).
+func notFound(err error) bool {
+	var pe *planbok.Error
+	return errors.As(err, &pe) && planbokVerdict(pe).Code == flow.CodeCustomerNotFound
 }
 
 func customerNotFound(id string) *flow.Error {

@@ -3,8 +3,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"strings"
 
 	"go.temporal.io/sdk/temporal"
@@ -17,16 +15,9 @@ import (
 // the workflows expect: the failure type is a flow.Code, and retryability
 // is decided here once.
 //
-//	*planbok.Error, Retryable() (429, 5xx, network, timeout) → planbok_unavailable, retried
-//	*planbok.Error 401                                       → planbok_unavailable, final (our API key is wrong; retrying will not fix it)
-//	*planbok.Error 403, or a 4xx that says "locked"          → customer_locked_out, final
-//	*planbok.Error 404                                       → customer_not_found, final
-//	*planbok.Error other 4xx (400, 409, 422, …)              → planbok_rejected, final, with Planbok's message
-//	*planbok.Error refused before sending                    → planbok_rejected, final
-//	*planbok.Error unusable 2xx/3xx                           → planbok_unavailable, final
-//	*planbok.Error cancelled                                 → planbok_unavailable, retried
-//	*flow.Error (from the store or a check)                  → its code, final (internal: retried)
-//	anything else (store, I/O)                               → internal, retried
+//	*planbok.Error        → flow.ClassifyPlanbok's verdict (the one table the API uses too)
+//	*flow.Error           → its code, final (internal: retried)
+//	anything else         → internal, retried (store and other local failures)
 //
 // Messages are sentences for people (the workflows show them to API
 // clients); they carry Planbok's message but never a URL, key or the
@@ -70,50 +61,35 @@ func classifyError(err error) (error, []any) {
 }
 
 func planbokError(pe *planbok.Error) error {
-	if pe.Retryable() {
-		msg := "Planbok is unavailable."
-		if pe.StatusCode != 0 {
-			msg = fmt.Sprintf("Planbok is unavailable (HTTP %d).", pe.StatusCode)
-		}
-		return temporal.NewApplicationError(msg, string(flow.CodePlanbokUnavailable))
+	v := planbokVerdict(pe)
+	if v.Retryable {
+		return temporal.NewApplicationError(v.Message, string(v.Code))
 	}
-	final := func(code flow.Code, msg string) error {
-		return temporal.NewNonRetryableApplicationError(msg, string(code), nil)
-	}
-	switch {
-	case pe.StatusCode == http.StatusUnauthorized:
-		return final(flow.CodePlanbokUnavailable, "Planbok refused the service's credentials.")
-	case pe.StatusCode == http.StatusForbidden,
-		pe.StatusCode >= 400 && pe.StatusCode < 500 && strings.Contains(strings.ToLower(pe.Message), "locked"):
-		return final(flow.CodeCustomerLockedOut, "The customer is locked out after too many wrong PINs; reset the PIN first.")
-	case pe.StatusCode == http.StatusNotFound:
-		return final(flow.CodeCustomerNotFound, "The customer was not found at Planbok.")
-	case pe.StatusCode >= 400 && pe.StatusCode < 500:
-		return final(flow.CodePlanbokRejected, rejectedMessage(pe.Message))
-	case errors.Is(pe.Err, context.Canceled):
-		// The activity was cancelled or the worker is stopping: a final
-		// error here would end the flow for a reason that is not Planbok's.
-		return temporal.NewApplicationError("The call to Planbok was cancelled.", string(flow.CodePlanbokUnavailable))
-	case pe.StatusCode == 0:
-		// Refused before sending (an argument the client rejects): the
-		// same call will be refused again.
-		return final(flow.CodePlanbokRejected, "The request to Planbok was invalid.")
-	}
-	// A 2xx of the wrong shape (or an unexpected 3xx): it will not change
-	// on retry, and for a caller it means Planbok is not usable.
-	return final(flow.CodePlanbokUnavailable, fmt.Sprintf("Planbok gave an unexpected answer (HTTP %d).", pe.StatusCode))
+	return temporal.NewNonRetryableApplicationError(v.Message, string(v.Code), nil)
 }
 
-// maxMessage bounds Planbok's message in a flow error.
-const maxMessage = 300
+// planbokVerdict classifies pe by the call it names.
+func planbokVerdict(pe *planbok.Error) flow.PlanbokVerdict {
+	return flow.ClassifyPlanbok(planbokCall(pe.Op), flow.PlanbokFailure{
+		Status:    pe.StatusCode,
+		Message:   pe.Message,
+		Transient: pe.Retryable(),
+		Cancelled: errors.Is(pe.Err, context.Canceled) && !errors.Is(pe.Err, context.DeadlineExceeded),
+	})
+}
 
-func rejectedMessage(m string) string {
-	m = strings.TrimSpace(m)
-	if m == "" {
-		return "Planbok refused the request."
+// planbokCall names the call behind a planbok.Error's Op ("get customer",
+// "create update-pin challenge", …); a test pins it against the client.
+func planbokCall(op string) flow.PlanbokCall {
+	switch {
+	case op == "get customer":
+		return flow.CallGetCustomer
+	case op == "create customer":
+		return flow.CallCreateCustomer
+	case op == "get challenge":
+		return flow.CallGetChallenge
+	case strings.HasPrefix(op, "create ") && strings.HasSuffix(op, " challenge"):
+		return flow.CallCreateChallenge
 	}
-	if len(m) > maxMessage {
-		m = m[:maxMessage] + "…"
-	}
-	return "Planbok refused the request: " + m
+	return 0
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/time/rate"
 
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/planbok"
@@ -285,6 +286,17 @@ func TestGetCustomer_Errors(t *testing.T) {
 	}
 	e.pb.err = context.DeadlineExceeded // network-level failure
 	wantError(t, e.api(http.MethodGet, "/v1/customers/"+customerA, ""), http.StatusBadGateway, flow.CodePlanbokUnavailable)
+	// One classifier with the activities: an id Planbok cannot parse is
+	// not an outage, and a 403 on a read is our key's permissions (a
+	// locked customer can still be read), never a lockout.
+	e.pb.err = &planbok.Error{Op: "get customer", StatusCode: 400, Message: "Invalid customer id"}
+	rec = e.api(http.MethodGet, "/v1/customers/"+customerA, "")
+	wantError(t, rec, http.StatusNotFound, flow.CodeCustomerNotFound)
+	if ra := rec.Header().Get("Retry-After"); ra != "" {
+		t.Errorf("404 with Retry-After %q", ra)
+	}
+	e.pb.err = &planbok.Error{Op: "get customer", StatusCode: 403, Message: "Forbidden"}
+	wantError(t, e.api(http.MethodGet, "/v1/customers/"+customerA, ""), http.StatusBadGateway, flow.CodePlanbokUnavailable)
 }
 
 // ---- starts ----
@@ -322,12 +334,25 @@ func TestStart_EveryKindCreated(t *testing.T) {
 			if c.wfType != flow.WorkflowCustomer || len(c.wfArgs) != 1 || c.wfArgs[0].(flow.CustomerInput).CustomerID != customerA {
 				t.Errorf("workflow: got %v %v", c.wfType, c.wfArgs)
 			}
-			if c.options.UpdateName != flow.UpdateStartFlow || c.options.WaitForStage != client.WorkflowUpdateStageCompleted {
+			// Accepted first (Temporal's answer within StartAdmitTimeout),
+			// then the result.
+			if c.options.UpdateName != flow.UpdateStartFlow || c.options.WaitForStage != client.WorkflowUpdateStageAccepted {
 				t.Errorf("update options: got %+v", c.options)
 			}
 			req := c.options.Args[0].(flow.StartRequest)
 			if req.Kind != k || req.CustomerID != customerA || req.RequestHash == "" || req.IdempotencyKey != "" {
 				t.Errorf("start request: got %+v", req)
+			}
+			// The default quota (20 an hour, burst 20) and the Planbok
+			// budget of a request with the default timeout.
+			if want := (flow.Quota{Every: 3 * time.Minute, Burst: 20}); req.Quota != want {
+				t.Errorf("quota: got %+v, want %+v", req.Quota, want)
+			}
+			if req.PlanbokBudget <= flow.StartPlanbokBudget-time.Second || req.PlanbokBudget > flow.StartPlanbokBudget {
+				t.Errorf("Planbok budget: got %s, want about %s", req.PlanbokBudget, flow.StartPlanbokBudget)
+			}
+			if e.pb.getCount() != 0 {
+				t.Errorf("the API read the customer at Planbok %d times; the workflow does that", e.pb.getCount())
 			}
 			if k == flow.KindCreateWallets && !slices.Equal(req.Blockchains, []string{"ETH-SEPOLIA", "SOL-DEVNET"}) {
 				t.Errorf("blockchains: got %v", req.Blockchains)
@@ -512,15 +537,15 @@ func TestStart_CheckOrder(t *testing.T) {
 		e.pb.err = &planbok.Error{StatusCode: 503}
 		wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerA+"/initialize", `{}`), 400, flow.CodeInvalidRequest)
 	})
-	t.Run("unknown customer and replayed key is 404", func(t *testing.T) {
+	t.Run("unknown customer is the workflow's 404", func(t *testing.T) {
 		e := newEnv(t)
-		f := testFlow(customerB, flow.KindInitialize, flow.StatusCompleted)
-		in := startInput{Kind: flow.KindInitialize, CustomerID: customerB, RedirectURL: "https://app.example.com/back?x=1"}
-		e.st.addFlow(f, "k1", requestHash(in))
+		e.tc.start = func(flow.StartRequest) (flow.StartResult, error) {
+			return flow.StartResult{Refusal: flow.Errorf(flow.CodeCustomerNotFound, "No customer has this id at Planbok.")}, nil
+		}
 		wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerB+"/initialize",
 			`{"redirectUrl":"https://app.example.com/back?x=1","idempotencyKey":"k1"}`), 404, flow.CodeCustomerNotFound)
-		if e.st.called("FindFlowByIdempotencyKey") {
-			t.Error("idempotency looked up before the customer check")
+		if e.pb.getCount() != 0 {
+			t.Error("the API read the customer at Planbok")
 		}
 	})
 	t.Run("malformed customer id is 404 without Planbok", func(t *testing.T) {
@@ -530,30 +555,12 @@ func TestStart_CheckOrder(t *testing.T) {
 			t.Error("Planbok called for a malformed id")
 		}
 	})
-	t.Run("Planbok down is 502 before replay", func(t *testing.T) {
+	t.Run("Planbok down does not stop a start at the API", func(t *testing.T) {
+		// The workflow reads Planbok with retries; the API never does.
 		e := newEnv(t)
 		e.pb.err = &planbok.Error{StatusCode: 502, Message: "bad gateway"}
-		rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/initialize", okBody)
-		wantError(t, rec, 502, flow.CodePlanbokUnavailable)
-		if rec.Header().Get("Retry-After") == "" {
-			t.Error("502 without Retry-After")
-		}
-	})
-	t.Run("replay is answered before the quota", func(t *testing.T) {
-		e := newEnv(t, func(c *Config) { c.StartQuota, c.StartBurst = 0.0001, 1 })
-		body := `{"redirectUrl":"https://app.example.com/back","idempotencyKey":"replay-1"}`
-		rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", body)
-		if rec.Code != 201 {
-			t.Fatalf("first: got %d", rec.Code)
-		}
-		f := decode[flow.Flow](t, rec)
-		e.st.addFlow(&f, "replay-1", e.tc.updateCalls()[0].options.Args[0].(flow.StartRequest).RequestHash)
-		if rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody); rec.Code != 429 {
-			t.Fatalf("second start: got %d, want 429", rec.Code)
-		}
-		rec = e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", body)
-		if rec.Code != 200 || decode[flow.Flow](t, rec).ID != f.ID {
-			t.Fatalf("replay over quota: got %d %s, want 200 with the flow", rec.Code, rec.Body.String())
+		if rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/initialize", okBody); rec.Code != 201 {
+			t.Fatalf("got %d %s, want 201", rec.Code, rec.Body.String())
 		}
 	})
 }
@@ -592,11 +599,35 @@ func TestStart_IdempotencyReplay(t *testing.T) {
 			wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerA+"/"+tc.route, tc.body), 409, flow.CodeIdempotencyKeyReused)
 		})
 	}
-	// Keys are scoped per customer: another customer's client may pick the
-	// same key, and gets a flow of its own.
-	e.pb.customers[customerB] = &planbok.Customer{ID: customerB, Status: "active"}
+	// Keys are per customer: another customer's same key is its own.
 	if rec := e.api(http.MethodPost, "/v1/customers/"+customerB+"/update-pin", body); rec.Code != 201 {
-		t.Errorf("same key, other customer: got %d %s, want 201 (a new flow)", rec.Code, rec.Body.String())
+		t.Fatalf("same key, other customer: got %d %s, want 201", rec.Code, rec.Body.String())
+	}
+	if len(e.tc.updateCalls()) != 2 {
+		t.Error("the other customer's start did not reach Temporal")
+	}
+}
+
+// A stored flow that failed before its challenge existed no longer holds
+// its key (its row may not say so yet); one still starting is answered by
+// the workflow once its challenge exists.
+func TestStart_IdempotencyKeyOfUnfinishedStart(t *testing.T) {
+	for _, live := range []flow.Status{flow.StatusFailed, flow.StatusStarting} {
+		t.Run(string(live), func(t *testing.T) {
+			e := newEnv(t)
+			body := `{"redirectUrl":"https://app.example.com/back","idempotencyKey":"order-9"}`
+			in := startInput{Kind: flow.KindUpdatePIN, CustomerID: customerA, RedirectURL: "https://app.example.com/back"}
+			row := testFlow(customerA, flow.KindUpdatePIN, flow.StatusStarting)
+			row.ChallengeID, row.GatewayURL, row.ExpiresAt = "", "", nil
+			e.st.addFlow(row, "order-9", requestHash(in))
+			q := *row
+			q.Status = live
+			e.tc.queries[row.ID] = &q
+			rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", body)
+			if rec.Code != 201 || len(e.tc.updateCalls()) != 1 {
+				t.Fatalf("got %d %s with %d updates, want 201 from the workflow", rec.Code, rec.Body.String(), len(e.tc.updateCalls()))
+			}
+		})
 	}
 }
 
@@ -626,73 +657,34 @@ func TestRequestHash(t *testing.T) {
 	}
 }
 
+// The customer workflow counts the quota; the API sends its configured
+// quota and turns a rate_limited refusal into 429 with Retry-After.
 func TestStart_RateLimited(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.StartQuota, c.StartBurst = 1.0/3600, 2 })
-	e.pb.customers[customerB] = &planbok.Customer{ID: customerB, Status: "active"}
-	for i := range 2 {
-		if rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody); rec.Code != 201 {
-			t.Fatalf("start %d: got %d", i, rec.Code)
+	e.tc.start = func(req flow.StartRequest) (flow.StartResult, error) {
+		if want := (flow.Quota{Every: time.Hour, Burst: 2}); req.Quota != want {
+			t.Errorf("quota: got %+v, want %+v", req.Quota, want)
 		}
+		return flow.StartResult{Refusal: flow.Errorf(flow.CodeRateLimited, "Too many."), RetryAfter: 90*time.Minute + time.Millisecond}, nil
 	}
 	rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody)
 	wantError(t, rec, http.StatusTooManyRequests, flow.CodeRateLimited)
-	if ra := rec.Header().Get("Retry-After"); ra == "" || ra == "0" {
-		t.Errorf("Retry-After: got %q, want seconds", ra)
-	} else if ra != "3600" {
-		t.Errorf("Retry-After: got %s, want 3600 (one start per hour)", ra)
+	if ra := rec.Header().Get("Retry-After"); ra != "5401" {
+		t.Errorf("Retry-After: got %q, want 5401 (seconds, rounded up)", ra)
 	}
-	if len(e.tc.updateCalls()) != 2 {
-		t.Errorf("a rate-limited start reached Temporal")
-	}
-	if rec := e.api(http.MethodPost, "/v1/customers/"+customerB+"/update-pin", okBody); rec.Code != 201 {
-		t.Errorf("another customer: got %d, want 201", rec.Code)
-	}
-	// Time refills the bucket.
-	e.now = e.now.Add(time.Hour)
-	if rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody); rec.Code != 201 {
-		t.Errorf("after an hour: got %d, want 201", rec.Code)
+
+	off := newEnv(t, func(c *Config) { c.StartQuota = rate.Inf })
+	off.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody)
+	if q := off.tc.updateCalls()[0].options.Args[0].(flow.StartRequest).Quota; !q.Off() {
+		t.Errorf("rate.Inf: got quota %+v, want none", q)
 	}
 }
 
-// Only starts that create a flow count against the quota: answering with
-// the active flow again, or refusing, gives the start back.
-func TestStart_QuotaCountsOnlyCreatedFlows(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.StartQuota, c.StartBurst = 1.0/3600, 1 })
-	existing := testFlow(customerA, flow.KindUpdatePIN, flow.StatusAwaitingUser)
-	answer := flow.StartResult{Flow: existing}
-	e.tc.start = func(flow.StartRequest) (flow.StartResult, error) { return answer, nil }
-	for i := range 3 {
-		if rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody); rec.Code != http.StatusOK {
-			t.Fatalf("same kind while active, try %d: got %d %s, want 200", i, rec.Code, rec.Body.String())
+func TestRetryAfterSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int{0: 1, 1500 * time.Millisecond: 2, time.Hour: 3600} {
+		if got := retryAfterSeconds(d); got != want {
+			t.Errorf("retryAfterSeconds(%s): got %d, want %d", d, got, want)
 		}
-	}
-	answer = flow.StartResult{Refusal: flow.Errorf(flow.CodeFlowInProgress, "busy"), ActiveFlowID: existing.ID}
-	wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerA+"/export-private-keys", okBody), http.StatusConflict, flow.CodeFlowInProgress)
-	answer = flow.StartResult{Flow: existing, Created: true}
-	if rec := e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody); rec.Code != http.StatusCreated {
-		t.Fatalf("first creating start: got %d, want 201", rec.Code)
-	}
-	wantError(t, e.api(http.MethodPost, "/v1/customers/"+customerA+"/update-pin", okBody), http.StatusTooManyRequests, flow.CodeRateLimited)
-}
-
-func TestQuota_EvictsIdleLimiters(t *testing.T) {
-	q := newQuota(1, 1) // refills in 1 s
-	now := testNow
-	for i := range 1000 {
-		q.take(string(rune('a'+i%26))+strings.Repeat("x", i), now)
-	}
-	if q.size() != 1000 {
-		t.Fatalf("size: got %d, want 1000", q.size())
-	}
-	q.take("late", now.Add(2*time.Minute))
-	if q.size() != 1 {
-		t.Errorf("after sweep: got %d limiters, want 1", q.size())
-	}
-	if got := retryAfterSeconds(1500 * time.Millisecond); got != 2 {
-		t.Errorf("retryAfterSeconds(1.5s): got %d, want 2", got)
-	}
-	if got := retryAfterSeconds(0); got != 1 {
-		t.Errorf("retryAfterSeconds(0): got %d, want 1", got)
 	}
 }
 

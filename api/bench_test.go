@@ -50,3 +50,26 @@ func BenchmarkWebhookIntake(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeStrictLargeWebhook measures the key check and decode of
+// a webhook body near the 1 MiB cap made of many small objects, the most
+// work an attacker with a valid signature could ask of it.
+func BenchmarkDecodeStrictLargeWebhook(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"event":"customer.created","idempotencyKey":"k","data":{"customerId":"c"},"pad":[`)
+	for i := 0; sb.Len() < 1<<20-64; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"a":1,"b":"x","c":[1,2]}`)
+	}
+	sb.WriteString(`]}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, aerr := parseWebhook(body); aerr != nil {
+			b.Fatal(aerr)
+		}
+	}
+}

@@ -64,19 +64,7 @@ func (s *Server) createCustomer(c *gin.Context) {
 		Name: b.Name, RefID: b.RefID, IdempotencyKey: customerIdempotencyKey(b.Name, b.RefID),
 	})
 	if err != nil {
-		var pe *planbok.Error
-		if errors.As(err, &pe) && !pe.Retryable() && pe.StatusCode >= 400 && pe.StatusCode < 500 &&
-			pe.StatusCode != http.StatusUnauthorized && pe.StatusCode != http.StatusForbidden && pe.StatusCode != http.StatusNotFound {
-			s.audit(c, "customer.create", "", "", string(flow.CodeInvalidRequest), "")
-			s.renderError(c, &apiError{code: flow.CodeInvalidRequest,
-				message: "Planbok refused the customer: " + clip(pe.Message, 200), cause: err})
-			return
-		}
-		ae := planbokError(err)
-		if ae.code == flow.CodeCustomerNotFound { // a 404 on create is not about a customer
-			ae = &apiError{code: flow.CodePlanbokUnavailable, message: "Planbok is not answering; try again later.",
-				retryAfter: retryAfterPlanbok, cause: err}
-		}
+		ae := planbokError(flow.CallCreateCustomer, err)
 		s.audit(c, "customer.create", "", "", string(ae.code), "")
 		s.renderError(c, ae)
 		return
@@ -98,7 +86,7 @@ func (s *Server) createCustomer(c *gin.Context) {
 		s.renderError(c, &apiError{code: flow.CodeInternal, cause: fmt.Errorf("find customer: %w", err)})
 		return
 	}
-	sec := securityFrom(pc, row.Security, s.now().UTC())
+	sec := securityFrom(pc, row.Security, s.now().UTC(), s.cfg.ExportHold)
 	s.audit(c, "customer.create", pc.ID, "", "created", "")
 	c.JSON(http.StatusCreated, flow.Customer{ID: pc.ID, Name: pc.Name, RefID: pc.RefID, Security: sec})
 }
@@ -124,13 +112,14 @@ func validText(s string) bool {
 	return true
 }
 
-// securityFrom combines Planbok's booleans with the stored timestamps.
-func securityFrom(pc *planbok.Customer, stored flow.Security, now time.Time) flow.Security {
+// securityFrom combines Planbok's booleans with the stored timestamps, and
+// the export hold (computed at now, so it lapses without a write).
+func securityFrom(pc *planbok.Customer, stored flow.Security, now time.Time, exportHold time.Duration) flow.Security {
 	sec := stored
 	sec.HasPIN, sec.HasRecovery, sec.LockedOut = pc.HasPIN, pc.HasRecovery, pc.Locked()
 	sec.CanTransact = sec.Standing().CanTransact()
 	sec.SyncedAt = &now
-	return sec
+	return sec.WithExportHold(exportHold, now)
 }
 
 // getCustomer answers with Planbok's current record, the timestamps kept
@@ -144,7 +133,7 @@ func (s *Server) getCustomer(c *gin.Context) {
 	}
 	pc, err := s.planbok.GetCustomer(ctx, id)
 	if err != nil {
-		s.renderError(c, planbokError(err))
+		s.renderError(c, planbokError(flow.CallGetCustomer, err))
 		return
 	}
 	var stored flow.Security
@@ -173,7 +162,7 @@ func (s *Server) getCustomer(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, flow.Customer{
 		ID: pc.ID, Name: pc.Name, RefID: pc.RefID,
-		Security:   securityFrom(pc, stored, s.now().UTC()),
+		Security:   securityFrom(pc, stored, s.now().UTC(), s.cfg.ExportHold),
 		ActiveFlow: active,
 	})
 }

@@ -25,6 +25,7 @@ type Store interface {
 	FindActiveFlow(ctx context.Context, customerID string) (*flow.Flow, error)
 	RecordWebhook(ctx context.Context, e *store.InboxEntry) (duplicate bool, err error)
 	SetWebhookOutcome(ctx context.Context, idempotencyKey, outcome string, at time.Time) error
+	FindWebhook(ctx context.Context, idempotencyKey string) (*store.InboxEntry, error)
 	RecordAudit(ctx context.Context, a *store.AuditEntry) error
 	Ping(ctx context.Context) error
 }

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -40,10 +42,12 @@ var statusByCode = map[flow.Code]int{
 	flow.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	flow.CodeNotFound:             http.StatusNotFound,
 	flow.CodeInternal:             http.StatusInternalServerError,
+	flow.CodeOverloaded:           http.StatusServiceUnavailable,
 	flow.CodeChallengeFailed:      http.StatusConflict,
 	flow.CodeChallengeExpired:     http.StatusConflict,
 	flow.CodePlanbokRejected:      http.StatusBadGateway,
 	flow.CodeCancelled:            http.StatusConflict,
+	flow.CodeExportOnHold:         http.StatusConflict,
 }
 
 // StatusForCode returns the HTTP status for an error code: 500 for codes it
@@ -71,6 +75,8 @@ type errorDetail struct {
 	Message      string    `json:"message"`
 	ActiveFlowID string    `json:"activeFlowId,omitempty"`
 	FlowID       string    `json:"flowId,omitempty"`
+	// AvailableAt comes with export_on_hold.
+	AvailableAt *time.Time `json:"availableAt,omitempty"`
 }
 
 // apiError is an error on its way to the client: a code, a message that is
@@ -80,6 +86,7 @@ type apiError struct {
 	message      string
 	activeFlowID string
 	flowID       string
+	availableAt  *time.Time
 	retryAfter   int // seconds; 0 = no header
 	status       int // overrides the table (only 405 needs it)
 	cause        error
@@ -106,7 +113,7 @@ func (s *Server) renderError(c *gin.Context, err error) {
 	if !errors.As(err, &ae) {
 		var fe *flow.Error
 		if errors.As(err, &fe) {
-			ae = &apiError{code: fe.Code, message: fe.Message}
+			ae = &apiError{code: fe.Code, message: fe.Message, availableAt: fe.AvailableAt}
 		} else {
 			ae = &apiError{code: flow.CodeInternal, message: flow.ErrorMessage(err), cause: err}
 		}
@@ -134,7 +141,7 @@ func (s *Server) renderError(c *gin.Context, err error) {
 		c.Header("WWW-Authenticate", `Bearer realm="custodyflows"`)
 	}
 	c.AbortWithStatusJSON(status, errorBody{Error: errorDetail{
-		Code: ae.code, Message: msg, ActiveFlowID: ae.activeFlowID, FlowID: ae.flowID,
+		Code: ae.code, Message: msg, ActiveFlowID: ae.activeFlowID, FlowID: ae.flowID, AvailableAt: ae.availableAt,
 	}})
 }
 
@@ -145,15 +152,33 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// planbokError turns an error of a Planbok read into a client error:
-// 404 → customer_not_found; anything else (5xx, 429, network, bad
-// credentials on our side) → 502 planbok_unavailable with Retry-After.
-func planbokError(err error) *apiError {
-	if planbok.IsNotFound(err) {
-		return &apiError{code: flow.CodeCustomerNotFound, message: "No customer has this id.", cause: err}
+// planbokError turns the error of a Planbok call the API makes itself
+// (customer reads and creation) into a client error, by the one classifier
+// the activities use too: e.g. a customer Planbok does not know, or whose
+// id it cannot parse, is 404 customer_not_found; 429, 5xx and network
+// errors are 502 planbok_unavailable with Retry-After.
+func planbokError(call flow.PlanbokCall, err error) *apiError {
+	f := flow.PlanbokFailure{Transient: true}
+	var pe *planbok.Error
+	if errors.As(err, &pe) {
+		f = flow.PlanbokFailure{
+			Status:    pe.StatusCode,
+			Message:   pe.Message,
+			Transient: pe.Retryable(),
+			Cancelled: errors.Is(pe.Err, context.Canceled) && !errors.Is(pe.Err, context.DeadlineExceeded),
+		}
 	}
-	return &apiError{code: flow.CodePlanbokUnavailable, message: "Planbok is not answering; try again later.",
-		retryAfter: retryAfterPlanbok, cause: err}
+	v := flow.ClassifyPlanbok(call, f)
+	ae := &apiError{code: v.Code, message: v.Message, cause: err}
+	if v.Code == flow.CodePlanbokUnavailable {
+		ae.retryAfter = retryAfterPlanbok
+	}
+	return ae
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
 }
 
 // temporalUnavailable reports whether err means Temporal could not be

@@ -37,6 +37,7 @@ type fakeStore struct {
 	calls     []string
 	err       error // returned by every method when set
 	pingErr   error
+	auditErr  error // returned by RecordAudit when set
 }
 
 func newFakeStore() *fakeStore {
@@ -220,6 +221,9 @@ func (s *fakeStore) RecordAudit(_ context.Context, a *store.AuditEntry) error {
 	defer s.mu.Unlock()
 	if err := s.call("RecordAudit"); err != nil {
 		return err
+	}
+	if s.auditErr != nil {
+		return s.auditErr
 	}
 	s.audits = append(s.audits, *a)
 	return nil
@@ -616,4 +620,18 @@ func wantError(t testing.TB, rec *httptest.ResponseRecorder, status int, code fl
 		t.Fatalf("empty message: %s", rec.Body.String())
 	}
 	return e
+}
+
+func (s *fakeStore) FindWebhook(_ context.Context, key string) (*store.InboxEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.call("FindWebhook"); err != nil {
+		return nil, err
+	}
+	e, ok := s.inbox[key]
+	if !ok {
+		return nil, flow.Errorf(flow.CodeNotFound, "no webhook %s", key)
+	}
+	cp := *e
+	return &cp, nil
 }

@@ -23,6 +23,10 @@ func FuzzWebhookIntake(f *testing.F) {
 	f.Add([]byte(``), "", "", false)
 	f.Add([]byte(`{"event":"x","idempotencyKey":"k","data":{}}`), "id", "sha256=00", false)
 	f.Add([]byte("{\"event\":\"\xff\",\"idempotencyKey\":\"\x00\",\"data\":{\"customerId\":\"../..\"}}"), "\x01", "sha256=", true)
+	f.Add([]byte(`{"event":"a","event":"b","EVENT":"customer.locked_out","data":{}}`), "id", "", true)
+	f.Add([]byte(`{"event":"customer.locked_out","data":{"customerId":"a","CUSTOMERID":"b","x":[[[{"y":1,"y":2}]]]}}`), "id", "", true)
+	f.Add([]byte(`{"event":"x","data":{},"z":`+strings.Repeat("[", 5000)+`}`), "id", "", true)
+	f.Add([]byte(`{"event":"x","data":{"K":1,"k":2}}`), "id", "", true)
 	e := newEnv(f, func(c *Config) { c.Logger = nil })
 	f.Fuzz(func(t *testing.T, body []byte, id, sig string, sign bool) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/webhooks/planbok", strings.NewReader(string(body)))
@@ -68,6 +72,10 @@ func FuzzStartBody(f *testing.F) {
 	f.Add(uint8(4), []byte(`{"redirectUrl":"https://app.example.com/"} trailing`))
 	f.Add(uint8(0), []byte(`null`))
 	f.Add(uint8(0), []byte("{\"redirectUrl\":\"https://app.example.com/\xff\"}"))
+	f.Add(uint8(0), []byte(`{"redirectUrl":"https://evil.com／.app.example.com/","REDIRECTURL":"x"}`))
+	f.Add(uint8(0), []byte(`{"redirectUrl":"https://app.example.com:99999/"}`))
+	f.Add(uint8(5), []byte(`{"redirectUrl":"https://app.example.com/","blockchains":["ETH"],"blockchains":[{"a":1,"a":2}]}`))
+	f.Add(uint8(0), []byte(`{"redirectUrl":"https://xn--.app.example.com/"}`))
 	e := newEnv(f, func(c *Config) { c.StartQuota, c.StartBurst, c.Logger = 1e9, 1e9, nil })
 	f.Fuzz(func(t *testing.T, kindIndex uint8, body []byte) {
 		kind := flow.Kinds[int(kindIndex)%len(flow.Kinds)]

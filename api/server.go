@@ -13,16 +13,20 @@
 //     id is 404 customer_not_found without asking Planbok.
 //   - POST /v1/customers sends Planbok an idempotency key derived from name
 //     and refId, so a retried create returns the same customer (201).
-//   - The per-customer start quota counts flows created: a token is taken
-//     after the customer check and idempotency replay (replays are free),
-//     before Update-with-Start, and given back unless the start created a
-//     flow (the active flow again, a refusal, Temporal down). A refused
-//     attempt (429) costs nothing.
+//   - The per-customer start quota is counted by the customer workflow,
+//     once for the whole deployment: only flows created count (replays,
+//     the active flow again and refusals are free), checked after the
+//     active flow and before the rules. The API sends its configured quota
+//     with each start.
 //   - RequestHash = sha256 of {kind, customerId, redirectUrl, sorted
-//     blockchains}; the idempotency key itself is not part of it.
+//     blockchains}; the idempotency key itself is not part of it. Keys are
+//     scoped per customer; a start that failed before its challenge
+//     existed releases its key, so the same key again starts afresh.
 //   - redirectUrl: absolute https (dev: http or https on localhost and
-//     127.0.0.1, any port), no user info, no fragment, at most 2048 bytes;
-//     the allow-list matches host names, any port.
+//     127.0.0.1, any port 1-65535), no user info, no fragment, no
+//     percent-encoding in the host, no backslash, at most 2048 bytes; hosts
+//     are compared in their IDNA ASCII form and the allow-list matches host
+//     names, any port.
 //   - GET /v1/customers/{id}/flows reads only the store (unknown customer →
 //     empty list); "limit" 1..100 (default 50), "status" repeatable.
 //   - GET /v1/flows/{id} and active flows elsewhere prefer the flow
@@ -30,8 +34,10 @@
 //   - Webhooks: once verified and recorded the answer is 200 even when
 //     signalling fails (outcome signal_failed: the flow's own polling
 //     covers it); a failure to record is 500 so Planbok sends it again.
-//     X-Webhook-Id is not signed: it is only the fallback de-duplication
-//     key.
+//     X-Webhook-Id is not signed, so it is never the de-duplication key:
+//     a body without idempotencyKey is keyed by its SHA-256. A key seen
+//     with another body is a conflict: answered, counted, audited, not
+//     acted on. At most WebhookConcurrency intake requests run at once.
 //   - Every error answer has the one error shape, 404 not_found for an
 //     unknown route and 405 invalid_request (with Allow) for a wrong
 //     method.
@@ -53,9 +59,11 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultStartsPerHour  = 20
-	DefaultStartBurst     = 20
-	DefaultRequestTimeout = 30 * time.Second
+	DefaultStartsPerHour = 20
+	DefaultStartBurst    = 20
+	// DefaultRequestTimeout is the start's time budget (flow.StartTimeout),
+	// from which the workflow's Planbok budget derives.
+	DefaultRequestTimeout = flow.StartTimeout
 )
 
 // Config configures a Server. Secrets (API keys, webhook secrets) are never
@@ -77,11 +85,21 @@ type Config struct {
 	// Namespace is informational: the Temporal client is bound to one.
 	TaskQueue, Namespace string
 	// StartQuota and StartBurst bound flow starts per customer (default
-	// 20 per hour, burst 20). rate.Inf turns the quota off.
+	// 20 per hour, burst 20). rate.Inf turns the quota off. The customer
+	// workflow counts them, so the quota holds across API replicas.
 	StartQuota rate.Limit
 	StartBurst int
-	// RequestTimeout bounds the work of one API request (default 30 s).
+	// RequestTimeout bounds the work of one API request (default
+	// flow.StartTimeout). A start's Planbok budget is what is left of it
+	// after flow.StartReserve.
 	RequestTimeout time.Duration
+	// ExportHold is how long after a completed PIN reset exports are held
+	// (security.exportAvailableAt); 0 = off. The worker enforces it.
+	ExportHold time.Duration
+	// WebhookConcurrency bounds the unauthenticated webhook intake's
+	// requests in flight (default DefaultWebhookConcurrency); over it the
+	// intake answers 503 overloaded with Retry-After at once.
+	WebhookConcurrency int
 	// Ready runs extra readiness checks for /readyz (worker running, …).
 	Ready func(ctx context.Context) error
 	// Codec, when non-nil, is mounted at /codec/ with that prefix stripped
@@ -106,9 +124,12 @@ type Server struct {
 	now      func() time.Time
 	keys     *KeyRing
 	redirect redirectPolicy
-	quota    *quota
-	metrics  *httpMetrics
-	engine   *gin.Engine
+	// startQuota is sent with every start for the customer workflow to
+	// count.
+	startQuota flow.Quota
+	metrics    *httpMetrics
+	intake     *intake
+	engine     *gin.Engine
 }
 
 // New returns a Server. It refuses a config without API keys or without
@@ -149,7 +170,10 @@ func New(cfg Config, st Store, pb Planbok, tc Temporal) (*Server, error) {
 	if s.metrics, err = newHTTPMetrics(s.cfg.Registry); err != nil {
 		return nil, err
 	}
-	s.quota = newQuota(s.cfg.StartQuota, s.cfg.StartBurst)
+	if s.intake, err = newIntake(s.cfg.WebhookConcurrency, s.cfg.Registry); err != nil {
+		return nil, err
+	}
+	s.startQuota = quotaOf(s.cfg.StartQuota, s.cfg.StartBurst)
 	s.engine = s.routes()
 	return s, nil
 }
@@ -182,7 +206,7 @@ func (s *Server) routes() *gin.Engine {
 		e.Any("/codec/*path", codec)
 	}
 
-	e.POST("/v1/webhooks/planbok", s.webhook)
+	e.POST("/v1/webhooks/planbok", s.limitIntake, s.webhook)
 
 	v1 := e.Group("/v1", s.authenticate, s.timeout)
 	v1.POST("/customers", s.createCustomer)
@@ -202,4 +226,13 @@ func (s *Server) timeout(c *gin.Context) {
 	defer cancel()
 	c.Request = c.Request.WithContext(ctx)
 	c.Next()
+}
+
+// quotaOf is the start quota of limit and burst as the customer workflow
+// counts it; rate.Inf is none.
+func quotaOf(limit rate.Limit, burst int) flow.Quota {
+	if limit == rate.Inf || limit <= 0 || burst <= 0 {
+		return flow.Quota{}
+	}
+	return flow.Quota{Every: time.Duration(float64(time.Second) / float64(limit)), Burst: burst}
 }

@@ -136,11 +136,15 @@ func requestHash(in startInput) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// startFlow handles POST /v1/customers/{id}/<route> for kind. Checks run in
-// API.md's order: auth (middleware) → body and URL (400) → the customer at
-// Planbok (404/502) → idempotency replay (200/409) → the per-customer quota
-// (429) → the customer workflow, which checks the active flow and the rules
-// (409) and creates the challenge.
+// startFlow handles POST /v1/customers/{id}/<route> for kind. The API
+// decides only what needs no dependency: auth (middleware), then the body
+// and URL (400). An idempotency key the store already holds for this
+// customer is answered from there (the customer workflow forgets keys when
+// it completes idle). Everything else is decided in the customer workflow,
+// reached by one Update-with-Start, in API.md's order: the customer at
+// Planbok (404), idempotency replay (200/409), the active flow (200/409),
+// the per-customer quota (429), the rules (409), then the challenge (201),
+// with Planbok calls retried within one budget (flow.StartPlanbokBudget).
 func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
@@ -174,55 +178,52 @@ func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
 		}
 		in.CustomerID = customerID
 
-		if _, err := s.planbok.GetCustomer(ctx, customerID); err != nil {
-			fail(planbokError(err))
-			return
-		}
-
 		hash := requestHash(in)
 		if in.IdempotencyKey != "" {
+			// A stored flow of this customer exists, so the customer does:
+			// answering here keeps API.md's order.
 			f, meta, err := s.store.FindFlowByIdempotencyKey(ctx, customerID, in.IdempotencyKey)
 			switch {
 			case err == nil && meta.RequestHash == hash:
-				outcome, flowID = "replayed", f.ID
-				c.JSON(http.StatusOK, s.live(ctx, f))
-				return
+				live := s.live(ctx, f)
+				if live.Status != flow.StatusStarting && !failedBeforeChallenge(live) {
+					outcome, flowID = "replayed", f.ID
+					c.JSON(http.StatusOK, live)
+					return
+				}
+				// Still starting: the customer workflow answers once the
+				// challenge exists. Failed before its challenge existed
+				// (its row does not say so yet): the key is released and
+				// the workflow starts afresh.
 			case err == nil:
 				fail(newError(flow.CodeIdempotencyKeyReused, "This idempotencyKey was already used with another route or body."))
 				return
 			case isCode(err, flow.CodeFlowNotFound):
-				// First use of the key.
+				// Not stored: the customer workflow may still know it.
 			default:
 				fail(&apiError{code: flow.CodeInternal, cause: fmt.Errorf("find flow by idempotency key: %w", err)})
 				return
 			}
 		}
 
-		refund, ok, wait := s.quota.take(customerID, s.now())
-		if !ok {
-			fail(&apiError{code: flow.CodeRateLimited, message: "Too many flow starts for this customer; try again later.",
-				retryAfter: retryAfterSeconds(wait)})
-			return
-		}
-
 		res, err := s.updateWithStart(c, in, hash)
-		if err != nil || !res.Created {
-			refund()
-		}
 		if err != nil {
 			fail(temporalError(err))
 			return
 		}
 		switch {
 		case res.Refusal != nil:
-			ae := &apiError{code: res.Refusal.Code, message: res.Refusal.Message, activeFlowID: res.ActiveFlowID}
+			ae := &apiError{code: res.Refusal.Code, message: res.Refusal.Message, activeFlowID: res.ActiveFlowID,
+				availableAt: res.Refusal.AvailableAt}
 			if res.Flow != nil {
 				ae.flowID = res.Flow.ID
 			}
-			if ae.code == flow.CodePlanbokUnavailable {
+			switch ae.code {
+			case flow.CodeRateLimited:
+				ae.retryAfter = retryAfterSeconds(res.RetryAfter)
+			case flow.CodePlanbokUnavailable:
 				ae.retryAfter = retryAfterPlanbok
-			}
-			if ae.code == flow.CodeTemporalUnavailable {
+			case flow.CodeTemporalUnavailable:
 				ae.retryAfter = retryAfterTemporal
 			}
 			fail(ae)
@@ -236,6 +237,12 @@ func (s *Server) startFlow(kind flow.Kind) gin.HandlerFunc {
 			c.JSON(http.StatusOK, res.Flow)
 		}
 	}
+}
+
+// failedBeforeChallenge reports whether f failed before Planbok's
+// challenge existed: its idempotency key is released.
+func failedBeforeChallenge(f *flow.Flow) bool {
+	return f != nil && f.Status == flow.StatusFailed && f.ChallengeID == ""
 }
 
 // updateWithStartAttempts bounds how often a start is sent when the
@@ -261,11 +268,22 @@ func (s *Server) updateWithStart(c *gin.Context, in startInput, hash string) (fl
 	return flow.StartResult{}, err
 }
 
+// updateWithStartOnce sends the update and waits in two steps: first until
+// the customer workflow has accepted it, within flow.StartAdmitTimeout, so
+// an unreachable Temporal (or a task queue no worker polls) answers 503 in
+// seconds; then for its result, within the request's time, which the
+// workflow's Planbok budget leaves room for.
 func (s *Server) updateWithStartOnce(c *gin.Context, in startInput, hash string) (flow.StartResult, error) {
 	ctx := c.Request.Context()
+	var remaining time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		remaining = time.Until(d)
+	}
 	startOp := s.temporal.NewWithStartWorkflowOperation(s.customerWorkflowOptions(in.CustomerID),
 		flow.WorkflowCustomer, flow.CustomerInput{CustomerID: in.CustomerID})
-	handle, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+	admitCtx, cancel := context.WithTimeout(ctx, flow.StartAdmitTimeout)
+	defer cancel()
+	handle, err := s.temporal.UpdateWithStartWorkflow(admitCtx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: startOp,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateName: flow.UpdateStartFlow,
@@ -277,8 +295,10 @@ func (s *Server) updateWithStartOnce(c *gin.Context, in startInput, hash string)
 				IdempotencyKey: in.IdempotencyKey,
 				RequestHash:    hash,
 				Actor:          actor(c),
+				Quota:          s.startQuota,
+				PlanbokBudget:  flow.PlanbokBudget(remaining),
 			}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
+			WaitForStage: client.WorkflowUpdateStageAccepted,
 		},
 	})
 	if err != nil {

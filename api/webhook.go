@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,16 +38,24 @@ const (
 type webhookAck struct {
 	Received  bool `json:"received"`
 	Duplicate bool `json:"duplicate"`
+	// Conflict: a duplicate whose body differs from the first delivery's
+	// under the same idempotencyKey. Not acted on, but counted and
+	// audited rather than dropped silently.
+	Conflict bool `json:"conflict,omitempty"`
 }
 
 // webhookWire is the body of a Planbok webhook as received, before the
 // shape checks.
 type webhookWire struct {
-	Event          *string         `json:"event"`
-	Timestamp      json.RawMessage `json:"timestamp"`
-	IdempotencyKey *string         `json:"idempotencyKey"`
-	Data           json.RawMessage `json:"data"`
+	Event          *string              `json:"event"`
+	Timestamp      json.RawMessage      `json:"timestamp"`
+	IdempotencyKey *string              `json:"idempotencyKey"`
+	Data           *planbok.WebhookData `json:"data"`
 }
+
+// bodyKeyPrefix starts the de-duplication key of a body without an
+// idempotencyKey: the hex SHA-256 of the signed body follows.
+const bodyKeyPrefix = "body-sha256:"
 
 // webhook is Planbok's webhook intake (API.md §3): size cap, signature
 // (before any parsing), shape, durable record with de-duplication, then a
@@ -75,36 +82,37 @@ func (s *Server) webhook(c *gin.Context) {
 		s.renderError(c, aerr)
 		return
 	}
-	webhookID := c.GetHeader(planbok.HeaderWebhookID)
+	// The de-duplication key must come from what the signature covers: the
+	// body's idempotencyKey, else a hash of the body itself. X-Webhook-Id
+	// is not signed, so keying on it let a captured body be replayed under
+	// a new id within the 300 s window and acted on again.
+	sum := sha256.Sum256(body)
+	bodyHash := hex.EncodeToString(sum[:])
 	key := ev.IdempotencyKey
 	if key == "" {
-		key = webhookID
-	}
-	if key == "" {
-		s.renderError(c, newError(flow.CodeInvalidRequest, "The webhook has neither an idempotencyKey nor an X-Webhook-Id."))
-		return
+		key = bodyKeyPrefix + bodyHash
 	}
 	if len(key) > maxWebhookField || !printable(key) {
-		s.renderError(c, newError(flow.CodeInvalidRequest, "The webhook's idempotencyKey or X-Webhook-Id is malformed."))
+		s.renderError(c, newError(flow.CodeInvalidRequest, "The webhook's idempotencyKey is malformed."))
 		return
 	}
+	webhookID := c.GetHeader(planbok.HeaderWebhookID)
 	if len(webhookID) > maxWebhookField || !printable(webhookID) {
-		// The header is not signed and only a fallback key: an odd one is
-		// not kept, and does not cost a verified event.
+		// The header is not signed and only kept for the record: an odd
+		// one is dropped, and does not cost a verified event.
 		webhookID = ""
 	}
 
 	// The record and the routing must not die with Planbok's connection.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), s.cfg.RequestTimeout)
 	defer cancel()
-	sum := sha256.Sum256(body)
 	dup, err := s.store.RecordWebhook(ctx, &store.InboxEntry{
 		IdempotencyKey: key,
 		WebhookID:      webhookID,
 		EventType:      ev.Event,
 		CustomerID:     ev.Data.CustomerID,
 		ChallengeID:    ev.Data.ChallengeID,
-		BodySHA256:     hex.EncodeToString(sum[:]),
+		BodySHA256:     bodyHash,
 		ReceivedAt:     now.UTC(),
 		Outcome:        OutcomeReceived,
 	})
@@ -114,7 +122,12 @@ func (s *Server) webhook(c *gin.Context) {
 		return
 	}
 	if dup {
-		c.JSON(http.StatusOK, webhookAck{Received: true, Duplicate: true})
+		conflict, aerr := s.webhookConflict(ctx, c, key, bodyHash, ev)
+		if aerr != nil {
+			s.renderError(c, aerr)
+			return
+		}
+		c.JSON(http.StatusOK, webhookAck{Received: true, Duplicate: true, Conflict: conflict})
 		return
 	}
 
@@ -129,21 +142,16 @@ func (s *Server) webhook(c *gin.Context) {
 // parseWebhook checks the shape of a verified body: an object with a
 // non-empty string "event", an object "data" whose known fields are
 // strings, and, when present, an RFC 3339 "timestamp" and a string
-// "idempotencyKey". Unknown fields are allowed (Planbok may add some).
+// "idempotencyKey". Unknown fields are allowed (Planbok may add some), but
+// not a repeated key or a case variant of a known one (decodeJSON): a body
+// with "event", "event", "EVENT" must not be read as whichever came last.
 func parseWebhook(body []byte) (planbok.WebhookEvent, *apiError) {
 	var ev planbok.WebhookEvent
 	bad := func(why string) *apiError { return newError(flow.CodeInvalidRequest, "The webhook body "+why+".") }
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return ev, bad("must be a JSON object")
-	}
 	var w webhookWire
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&w); err != nil {
-		return ev, bad("is not the documented shape")
-	}
-	if _, err := dec.Token(); err == nil {
-		return ev, bad("must hold a single JSON object")
+	if aerr := decodeJSON(body, &w, true); aerr != nil {
+		aerr.message = "The webhook body is not the documented shape: " + aerr.message
+		return ev, aerr
 	}
 	if w.Event == nil || *w.Event == "" || len(*w.Event) > maxWebhookField || !printable(*w.Event) {
 		return ev, bad(`needs a non-empty string "event"`)
@@ -157,19 +165,47 @@ func parseWebhook(body []byte) (planbok.WebhookEvent, *apiError) {
 			return ev, bad(`has a "timestamp" that is not an RFC 3339 time`)
 		}
 	}
-	d := bytes.TrimLeft(w.Data, " \t\r\n")
-	if len(d) == 0 || d[0] != '{' {
+	if w.Data == nil {
 		return ev, bad(`needs an object "data"`)
 	}
-	if err := json.Unmarshal(d, &ev.Data); err != nil {
-		return ev, bad(`has a "data" whose fields are not strings`)
-	}
+	ev.Data = *w.Data
 	for _, v := range []string{ev.Data.CustomerID, ev.Data.ChallengeID, ev.Data.Status, string(ev.Data.Task)} {
 		if len(v) > maxWebhookField || !printable(v) {
 			return ev, bad(`has a malformed "data" field`)
 		}
 	}
 	return ev, nil
+}
+
+// webhookConflict compares a duplicate's body with the first delivery's.
+// A different body under the same key is not the same event sent again:
+// either the sender reuses keys or something rewrote a body it signed.
+// It is not acted on (the first delivery was), but it is counted and
+// audited so an operator sees it. A store failure here is a 500, so the
+// sender tries again and the conflict is not lost.
+func (s *Server) webhookConflict(ctx context.Context, c *gin.Context, key, bodyHash string, ev planbok.WebhookEvent) (bool, *apiError) {
+	first, err := s.store.FindWebhook(ctx, key)
+	if err != nil {
+		return false, &apiError{code: flow.CodeInternal, cause: fmt.Errorf("find first webhook delivery: %w", err)}
+	}
+	if first.BodySHA256 == bodyHash {
+		return false, nil
+	}
+	err = s.store.RecordAudit(ctx, &store.AuditEntry{
+		Actor:      "planbok",
+		Action:     "webhook.conflict",
+		CustomerID: ev.Data.CustomerID,
+		Outcome:    "ignored",
+		Detail: fmt.Sprintf("key %s: event %s, body sha256 %s differs from the first delivery's %s (%s)",
+			key, ev.Event, bodyHash, first.BodySHA256, first.EventType),
+	})
+	if err != nil {
+		return false, &apiError{code: flow.CodeInternal, cause: fmt.Errorf("audit webhook conflict: %w", err)}
+	}
+	s.intake.conflicts.Inc()
+	s.logger.WarnContext(ctx, "webhook conflict: same idempotency key, different body",
+		"request_id", requestID(c), "event", ev.Event, "first_event", first.EventType)
+	return true, nil
 }
 
 // routeWebhook signals the workflow an event concerns and returns the

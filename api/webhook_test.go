@@ -1,13 +1,19 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/custodyflows/custodyflows/flow"
@@ -55,15 +61,29 @@ func TestWebhook_ChallengeEventSignalsFlow(t *testing.T) {
 	}
 }
 
-func TestWebhook_DedupeByHeaderWhenNoKey(t *testing.T) {
+// A body without idempotencyKey is keyed by a hash of the signed body, not
+// by the unsigned X-Webhook-Id: the same body replayed under another id (or
+// none) is a duplicate, acted on once.
+func TestWebhook_UnkeyedBodyKeyedBySignedContent(t *testing.T) {
 	e := newEnv(t)
 	body := `{"event":"customer.locked_out","data":{"customerId":"` + customerA + `"}}`
 	rec := e.webhook(body, testSecret, "hdr-9")
 	checkAck(t, rec.Code, rec.Body.String(), false)
-	rec = e.webhook(body, testSecret, "hdr-9")
-	checkAck(t, rec.Code, rec.Body.String(), true)
-	rec = e.webhook(body, testSecret, "")
-	wantError(t, rec, 400, flow.CodeInvalidRequest)
+	for _, id := range []string{"hdr-9", "hdr-10", "", strings.Repeat("x", 300)} {
+		rec = e.webhook(body, testSecret, id)
+		checkAck(t, rec.Code, rec.Body.String(), true)
+	}
+	if n := len(e.tc.signalCalls()); n != 1 {
+		t.Fatalf("signals: got %d, want 1", n)
+	}
+	sum := sha256.Sum256([]byte(body))
+	key := "body-sha256:" + hex.EncodeToString(sum[:])
+	if entry := e.st.inbox[key]; entry == nil || entry.WebhookID != "hdr-9" || entry.Outcome != OutcomeSignalled {
+		t.Errorf("inbox entry under %s: got %+v", key, entry)
+	}
+	// Another body is another event.
+	rec = e.webhook(`{"event":"customer.locked_out","data":{"customerId":"`+customerB+`"}}`, testSecret, "hdr-9")
+	checkAck(t, rec.Code, rec.Body.String(), false)
 }
 
 // The X-Webhook-Id header is not signed: an oversized one next to a valid
@@ -73,9 +93,120 @@ func TestWebhook_OddHeaderIDWithBodyKey(t *testing.T) {
 	body := `{"event":"customer.locked_out","idempotencyKey":"evt-odd","data":{"customerId":"` + customerA + `"}}`
 	rec := e.webhook(body, testSecret, strings.Repeat("x", 300))
 	checkAck(t, rec.Code, rec.Body.String(), false)
-	// Without a body key, that header is the key, and it is refused.
-	rec = e.webhook(`{"event":"customer.locked_out","data":{}}`, testSecret, strings.Repeat("x", 300))
+	if got := e.st.inbox["evt-odd"]; got == nil || got.WebhookID != "" {
+		t.Errorf("inbox entry: got %+v, want the odd header dropped", got)
+	}
+	// A malformed idempotencyKey is refused.
+	rec = e.webhook(`{"event":"customer.locked_out","idempotencyKey":"a\u0000b","data":{}}`, testSecret, "h")
 	wantError(t, rec, 400, flow.CodeInvalidRequest)
+}
+
+// A verified body whose idempotencyKey was already recorded with another
+// body is a conflict: not acted on, but answered as such, counted in a
+// metric and left in the audit log.
+func TestWebhook_ConflictingBodyCountedAndAudited(t *testing.T) {
+	e := newEnv(t)
+	first := `{"event":"customer.locked_out","idempotencyKey":"evt-c","data":{"customerId":"` + customerA + `"}}`
+	other := `{"event":"customer.pin_reset","idempotencyKey":"evt-c","data":{"customerId":"` + customerB + `"}}`
+	rec := e.webhook(first, testSecret, "h1")
+	checkAck(t, rec.Code, rec.Body.String(), false)
+
+	rec = e.webhook(other, testSecret, "h2")
+	if want := `{"received":true,"duplicate":true,"conflict":true}`; rec.Code != 200 || rec.Body.String() != want {
+		t.Fatalf("conflict: got %d %s, want 200 %s", rec.Code, rec.Body, want)
+	}
+	if n := len(e.tc.signalCalls()); n != 1 {
+		t.Errorf("signals: got %d, want 1 (the conflict must not be acted on)", n)
+	}
+	a := e.st.lastAudit()
+	if a.Action != "webhook.conflict" || a.Actor != "planbok" || a.CustomerID != customerB ||
+		!strings.Contains(a.Detail, "evt-c") || !strings.Contains(a.Detail, "customer.pin_reset") {
+		t.Errorf("audit: got %+v", a)
+	}
+	if got := testutil.ToFloat64(e.srv.intake.conflicts); got != 1 {
+		t.Errorf("conflict metric: got %v, want 1", got)
+	}
+	metrics := e.do(http.MethodGet, "/metrics", "").Body.String()
+	if !strings.Contains(metrics, "custodyflows_webhook_conflicts_total 1") {
+		t.Error("/metrics does not show custodyflows_webhook_conflicts_total 1")
+	}
+
+	// The first body again is a plain duplicate.
+	rec = e.webhook(first, testSecret, "h3")
+	checkAck(t, rec.Code, rec.Body.String(), true)
+	if got := testutil.ToFloat64(e.srv.intake.conflicts); got != 1 {
+		t.Errorf("conflict metric after a plain duplicate: got %v, want 1", got)
+	}
+
+	// If the conflict cannot be audited, the answer is 500 so the sender
+	// tries again: a conflict is never dropped silently.
+	e.st.mu.Lock()
+	e.st.auditErr = errors.New("disk full")
+	e.st.mu.Unlock()
+	rec = e.webhook(other, testSecret, "h4")
+	wantError(t, rec, 500, flow.CodeInternal)
+}
+
+// Many deliveries of the same unkeyed body at once, each under its own
+// X-Webhook-Id, are acted on once.
+func TestWebhook_ConcurrentReplaysActedOnOnce(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.WebhookConcurrency = 200 })
+	body := `{"event":"customer.locked_out","data":{"customerId":"` + customerA + `"}}`
+	var wg sync.WaitGroup
+	var fresh, dups atomic.Int32
+	for i := range 100 {
+		wg.Go(func() {
+			h := http.Header{}
+			planbok.SetWebhookHeaders(h, []byte(testSecret), "id-"+strconv.Itoa(i), "event", e.now, []byte(body))
+			req := httptest.NewRequest(http.MethodPost, "/v1/webhooks/planbok", strings.NewReader(body))
+			req.Header = h
+			rec := httptest.NewRecorder()
+			e.h.ServeHTTP(rec, req)
+			switch rec.Body.String() {
+			case `{"received":true,"duplicate":false}`:
+				fresh.Add(1)
+			case `{"received":true,"duplicate":true}`:
+				dups.Add(1)
+			default:
+				t.Errorf("got %d %s", rec.Code, rec.Body)
+			}
+		})
+	}
+	wg.Wait()
+	if fresh.Load() != 1 || dups.Load() != 99 || len(e.tc.signalCalls()) != 1 {
+		t.Errorf("got %d fresh, %d duplicates, %d signals; want 1, 99, 1", fresh.Load(), dups.Load(), len(e.tc.signalCalls()))
+	}
+}
+
+// Repeated and case-variant keys in a verified body are refused and the
+// event is not recorded or acted on: Go's decoder would have read the last
+// (case-variant) "EVENT".
+func TestWebhook_RepeatedOrCaseVariantKeysRefused(t *testing.T) {
+	e := newEnv(t)
+	data := `"data":{"customerId":"` + customerA + `"}`
+	for name, tc := range map[string]struct{ body, field string }{
+		"event event EVENT": {`{"event":"customer.created","event":"customer.created","EVENT":"customer.locked_out",` + data + `}`, "event"},
+		"EVENT":             {`{"EVENT":"customer.locked_out",` + data + `}`, "EVENT"},
+		"case-variant pair": {`{"event":"customer.created","Event":"customer.locked_out",` + data + `}`, "Event"},
+		"key twice":         {`{"event":"customer.locked_out","idempotencyKey":"a","idempotencyKey":"b",` + data + `}`, "idempotencyKey"},
+		"data twice":        {`{"event":"customer.locked_out",` + data + `,` + data + `}`, "data"},
+		"customerId twice":  {`{"event":"customer.locked_out","data":{"customerId":"` + customerA + `","customerId":"` + customerB + `"}}`, "data.customerId"},
+		"CUSTOMERID":        {`{"event":"customer.locked_out","data":{"CUSTOMERID":"` + customerB + `"}}`, "data.CUSTOMERID"},
+		"unknown repeated":  {`{"event":"customer.locked_out",` + data + `,"x":{"y":1,"y":2}}`, "x.y"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			er := wantError(t, e.webhook(tc.body, testSecret, "h-"+name), 400, flow.CodeInvalidRequest)
+			if !strings.Contains(er.Error.Message, `"`+tc.field+`"`) {
+				t.Errorf("message %q does not name %q", er.Error.Message, tc.field)
+			}
+		})
+	}
+	if len(e.st.inbox) != 0 || len(e.tc.signalCalls()) != 0 {
+		t.Errorf("a refused webhook was recorded (%d) or acted on (%d)", len(e.st.inbox), len(e.tc.signalCalls()))
+	}
+	// Unknown fields, once each, are still fine.
+	rec := e.webhook(`{"event":"customer.locked_out","idempotencyKey":"u1","extra":{"a":1},`+data+`}`, testSecret, "h")
+	checkAck(t, rec.Code, rec.Body.String(), false)
 }
 
 func TestWebhook_CustomerEventSignalsWithStart(t *testing.T) {

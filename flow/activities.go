@@ -110,6 +110,9 @@ type CustomerInput struct {
 	// RecentKeys carries the idempotency keys of recent starts, oldest
 	// first, across continue-as-new, so a replayed key keeps its answer.
 	RecentKeys []IdempotencyRecord `json:"recentKeys,omitempty"`
+	// Quota carries the customer's start-quota bucket across
+	// continue-as-new, so the quota holds however often the run renews.
+	Quota QuotaBucket `json:"quota,omitzero"`
 }
 
 // IdempotencyRecord is one idempotency key the customer workflow

@@ -16,50 +16,133 @@ const (
 	KindCreateWallets     Kind = "create_wallets"
 )
 
-// Kinds lists every kind in the order the flows are usually met.
-var Kinds = []Kind{KindInitialize, KindRecovery, KindUpdatePIN, KindResetPIN, KindExportPrivateKeys, KindCreateWallets}
+// Stamp names a security timestamp a completed flow sets (API.md §2's
+// customer.security).
+type Stamp string
+
+// The security timestamps.
+const (
+	StampPINSetAt       Stamp = "pinSetAt"
+	StampRecoverySetAt  Stamp = "recoverySetAt"
+	StampPINUpdatedAt   Stamp = "pinUpdatedAt"
+	StampLastPINResetAt Stamp = "lastPinResetAt"
+	StampLastExportAt   Stamp = "lastExportAt"
+)
+
+// Spec is everything that differs between flow kinds. Every package reads
+// it from Specs rather than switching on the kind, so a new kind is one row
+// here (plus its Gateway page in the sandbox); a test keeps every row
+// complete.
+type Spec struct {
+	Kind Kind
+	// Route is the path segment of the start route:
+	// POST /v1/customers/{id}/<Route>.
+	Route string
+	// PlanbokTask is the challenge's task at Planbok, which is also the
+	// path of its route: POST /v2/customers/{id}/<PlanbokTask>.
+	PlanbokTask string
+	// WorkflowType is the registered Temporal workflow type that runs the
+	// flow. Registered name: do not change.
+	WorkflowType string
+	// Event is the event sent to the app when the flow completes (API.md §4).
+	Event EventType
+	// Stamps are the security timestamps the completed flow sets. Each is
+	// set only when Planbok's record confirms it (hasPin for pinSetAt,
+	// hasRecovery for recoverySetAt): PIN setup may or may not include
+	// recovery.
+	Stamps []Stamp
+	// Summary names the flow in logs and audit rows.
+	Summary string
+	// Blockchains is true for the kind whose body lists blockchains (and
+	// whose Planbok request carries them).
+	Blockchains bool
+}
+
+// Specs has one row per kind, in the order the flows are usually met.
+var Specs = []Spec{
+	{
+		Kind: KindInitialize, Route: "initialize", PlanbokTask: "initialize",
+		WorkflowType: WorkflowInitialize, Event: EventPINSetup,
+		Stamps: []Stamp{StampPINSetAt, StampRecoverySetAt}, Summary: "PIN setup",
+	},
+	{
+		Kind: KindRecovery, Route: "recovery", PlanbokTask: "recovery",
+		WorkflowType: WorkflowRecovery, Event: EventRecoverySetup,
+		Stamps: []Stamp{StampRecoverySetAt}, Summary: "recovery setup",
+	},
+	{
+		Kind: KindUpdatePIN, Route: "update-pin", PlanbokTask: "update-pin",
+		WorkflowType: WorkflowUpdatePIN, Event: EventPINUpdated,
+		Stamps: []Stamp{StampPINUpdatedAt}, Summary: "PIN update",
+	},
+	{
+		Kind: KindResetPIN, Route: "reset-pin", PlanbokTask: "reset-pin",
+		WorkflowType: WorkflowResetPIN, Event: EventPINReset,
+		Stamps: []Stamp{StampLastPINResetAt}, Summary: "PIN reset",
+	},
+	{
+		Kind: KindExportPrivateKeys, Route: "export-private-keys", PlanbokTask: "export-private-keys",
+		WorkflowType: WorkflowExportPrivateKeys, Event: EventPrivateKeysExported,
+		Stamps: []Stamp{StampLastExportAt}, Summary: "private key export",
+	},
+	{
+		// Wallets change neither the PIN nor recovery: no timestamp.
+		Kind: KindCreateWallets, Route: "wallets", PlanbokTask: "wallet/create",
+		WorkflowType: WorkflowCreateWallets, Event: EventWalletsCreated,
+		Summary: "wallet creation", Blockchains: true,
+	},
+}
+
+// Kinds lists every kind in the order the flows are usually met (Specs'
+// order).
+var Kinds = func() []Kind {
+	out := make([]Kind, len(Specs))
+	for i, s := range Specs {
+		out[i] = s.Kind
+	}
+	return out
+}()
+
+// SpecOf returns the row of kind k, and false for an unknown kind.
+func SpecOf(k Kind) (Spec, bool) {
+	for _, s := range Specs {
+		if s.Kind == k {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// spec is SpecOf without the flag: the zero Spec for an unknown kind, so
+// its accessors answer "".
+func (k Kind) spec() Spec {
+	s, _ := SpecOf(k)
+	return s
+}
 
 // ParseKind returns the kind named s.
 func ParseKind(s string) (Kind, error) {
-	for _, k := range Kinds {
-		if string(k) == s {
-			return k, nil
-		}
+	if _, ok := SpecOf(Kind(s)); ok {
+		return Kind(s), nil
 	}
 	return "", fmt.Errorf("unknown flow kind %q", s)
 }
 
-// Valid reports whether k is one of the six kinds.
+// Valid reports whether k is one of the kinds.
 func (k Kind) Valid() bool {
-	_, err := ParseKind(string(k))
-	return err == nil
+	_, ok := SpecOf(k)
+	return ok
 }
 
-// Route is the path segment of the start route, both in custodyflows' API
-// (POST /v1/customers/{id}/<route>) and, except for wallets, at Planbok.
-func (k Kind) Route() string {
-	switch k {
-	case KindInitialize:
-		return "initialize"
-	case KindRecovery:
-		return "recovery"
-	case KindUpdatePIN:
-		return "update-pin"
-	case KindResetPIN:
-		return "reset-pin"
-	case KindExportPrivateKeys:
-		return "export-private-keys"
-	case KindCreateWallets:
-		return "wallets"
-	}
-	return ""
-}
+// Route is the path segment of the start route in custodyflows' API
+// (POST /v1/customers/{id}/<route>).
+func (k Kind) Route() string { return k.spec().Route }
 
 // KindForRoute is the inverse of Kind.Route.
 func KindForRoute(route string) (Kind, bool) {
-	for _, k := range Kinds {
-		if k.Route() == route {
-			return k, true
+	for _, s := range Specs {
+		if s.Route == route {
+			return s.Kind, true
 		}
 	}
 	return "", false
@@ -67,40 +150,14 @@ func KindForRoute(route string) (Kind, bool) {
 
 // WorkflowType is the registered Temporal workflow type that runs flows of
 // this kind. Registered name: do not change.
-func (k Kind) WorkflowType() string {
-	switch k {
-	case KindInitialize:
-		return WorkflowInitialize
-	case KindRecovery:
-		return WorkflowRecovery
-	case KindUpdatePIN:
-		return WorkflowUpdatePIN
-	case KindResetPIN:
-		return WorkflowResetPIN
-	case KindExportPrivateKeys:
-		return WorkflowExportPrivateKeys
-	case KindCreateWallets:
-		return WorkflowCreateWallets
-	}
-	return ""
-}
+func (k Kind) WorkflowType() string { return k.spec().WorkflowType }
 
 // EventType is the event sent to the app when a flow of this kind completes
 // (API.md §4).
-func (k Kind) EventType() EventType {
-	switch k {
-	case KindInitialize:
-		return EventPINSetup
-	case KindRecovery:
-		return EventRecoverySetup
-	case KindUpdatePIN:
-		return EventPINUpdated
-	case KindResetPIN:
-		return EventPINReset
-	case KindExportPrivateKeys:
-		return EventPrivateKeysExported
-	case KindCreateWallets:
-		return EventWalletsCreated
-	}
-	return ""
-}
+func (k Kind) EventType() EventType { return k.spec().Event }
+
+// PlanbokTask is the Planbok challenge task of this kind ("" when unknown).
+func (k Kind) PlanbokTask() string { return k.spec().PlanbokTask }
+
+// Summary names the kind in logs and audit rows.
+func (k Kind) Summary() string { return k.spec().Summary }

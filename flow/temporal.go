@@ -109,6 +109,13 @@ type StartRequest struct {
 	RequestHash string `json:"requestHash,omitempty"`
 	// Actor names who asked (an API key id, never the key) for the audit log.
 	Actor string `json:"actor,omitempty"`
+	// Quota is the per-customer start quota the customer workflow counts
+	// new flows against (zero: none; requests from before the quota moved
+	// into the workflow have none).
+	Quota Quota `json:"quota,omitzero"`
+	// PlanbokBudget bounds this start's Planbok calls, retries included,
+	// from when the customer workflow receives it (0: StartPlanbokBudget).
+	PlanbokBudget time.Duration `json:"planbokBudget,omitempty"`
 }
 
 // StartResult is what the start-flow update returns.
@@ -119,13 +126,17 @@ type StartRequest struct {
 //   - Refusal set, Flow nil: nothing was started (a rule, flow_in_progress
 //     with ActiveFlowID, idempotency_key_reused, customer_not_found).
 //   - Both set: the flow was started but ended before its challenge existed
-//     (e.g. planbok_unavailable); Flow is that failed flow.
+//     (e.g. planbok_unavailable); Flow is that failed flow. Its
+//     idempotency key is released: the same key again starts afresh.
 type StartResult struct {
 	Flow    *Flow  `json:"flow,omitempty"`
 	Created bool   `json:"created"`
 	Refusal *Error `json:"refusal,omitempty"`
 	// ActiveFlowID is set with a flow_in_progress refusal.
 	ActiveFlowID string `json:"activeFlowId,omitempty"`
+	// RetryAfter is set with a rate_limited refusal: how long until the
+	// customer's quota allows a start.
+	RetryAfter time.Duration `json:"retryAfter,omitempty"`
 }
 
 // FlowInput starts a flow workflow.
@@ -141,6 +152,10 @@ type FlowInput struct {
 	CreatedAt      time.Time `json:"createdAt"`
 	// CustomerWorkflowID is where the flow reports its status changes.
 	CustomerWorkflowID string `json:"customerWorkflowId"`
+	// PlanbokDeadline ends the start's Planbok budget: creating the
+	// challenge retries until then (zero: the fixed per-call limit of
+	// flows started before the budget).
+	PlanbokDeadline time.Time `json:"planbokDeadline,omitzero"`
 }
 
 // ChallengeEvent is the payload of SignalChallengeEvent: a webhook that

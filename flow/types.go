@@ -33,6 +33,10 @@ type Security struct {
 	LastPINResetAt *time.Time `json:"lastPinResetAt"`
 	LastExportAt   *time.Time `json:"lastExportAt"`
 	SyncedAt       *time.Time `json:"syncedAt"`
+	// ExportAvailableAt is when private keys may be exported again after
+	// a PIN reset under the export hold; nil when no hold applies. It is
+	// computed on read (see WithExportHold), never stored.
+	ExportAvailableAt *time.Time `json:"exportAvailableAt"`
 }
 
 // Standing returns the part of s the rules read.
@@ -64,7 +68,19 @@ const (
 	EventFlowFailed          EventType = "flow.failed"
 	EventFlowExpired         EventType = "flow.expired"
 	EventFlowCancelled       EventType = "flow.cancelled"
+	// EventExportHoldStarted follows customer.pin_reset when an export
+	// hold is set: data.security.exportAvailableAt says until when, so the
+	// app can warn the person through its own channels.
+	EventExportHoldStarted EventType = "customer.export_hold_started"
 )
+
+// EventTypes lists every event type, for tests that keep documents
+// complete.
+var EventTypes = []EventType{
+	EventPINSetup, EventRecoverySetup, EventPINUpdated, EventPINReset, EventPrivateKeysExported,
+	EventWalletsCreated, EventLockedOut, EventFlowFailed, EventFlowExpired, EventFlowCancelled,
+	EventExportHoldStarted,
+}
 
 // AppEvent is the body of an event sent to the app.
 type AppEvent struct {

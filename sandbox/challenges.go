@@ -175,7 +175,9 @@ func (s *Sandbox) newChallenge(customerID string, task planbok.Task, redirectURL
 			if err != nil {
 				return nil, err
 			}
-			ch.EmailCode, c.EmailCode = code, code
+			if err := s.sendCode(c, ch, code); err != nil {
+				return nil, err
+			}
 			c.UpdatedAt = toNanos(now)
 		}
 		events = append(events, event{planbok.EventCustomerRecoveryInitiated, planbok.WebhookData{
@@ -185,7 +187,7 @@ func (s *Sandbox) newChallenge(customerID string, task planbok.Task, redirectURL
 		if err := insertChallenge(tx, ch); err != nil {
 			return err
 		}
-		if ch.EmailCode != "" {
+		if ch.EmailCodeMAC != "" {
 			if err := updateCustomer(tx, c); err != nil {
 				return err
 			}

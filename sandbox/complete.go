@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -139,7 +138,7 @@ type recoverySetup struct {
 	method string
 	email  string
 	secret []byte
-	escrow []byte // email recovery: the sandbox keeps the secret
+	escrow []byte // email recovery: the sandbox keeps the secret, wrapped
 }
 
 // newRecovery validates a recovery method and makes its secret.
@@ -179,16 +178,19 @@ func (s *Sandbox) newRecovery(in *RecoveryInput) (*recoverySetup, error) {
 	}
 }
 
-// wipe clears a secret derived from answers once it is sealed; an email
-// recovery secret is kept (escrowed).
+// wipe clears the recovery secret once it is sealed (and, for email
+// recovery, wrapped into the escrow).
 func (rs *recoverySetup) wipe() {
-	if rs != nil && rs.method == methodQuestions {
+	if rs != nil {
 		clear(rs.secret)
 	}
 }
 
-func (rs *recoverySetup) apply(c *customer) {
-	c.RecoveryMethod, c.RecoveryEmail, c.Escrow = rs.method, rs.email, rs.escrow
+// applyRecovery records the method on the customer, the email secret
+// wrapped (atrest.go).
+func (s *Sandbox) applyRecovery(c *customer, rs *recoverySetup) error {
+	c.RecoveryMethod, c.RecoveryEmail = rs.method, rs.email
+	return s.setEscrow(c, rs.escrow)
 }
 
 func (s *Sandbox) completeInitialize(o *outcome, in CompleteInput) error {
@@ -216,13 +218,15 @@ func (s *Sandbox) completeInitialize(o *outcome, in CompleteInput) error {
 	if err != nil {
 		return fmt.Errorf("new vault: %w", err)
 	}
-	if err := setVault(c, v); err != nil {
+	if err := s.setVault(c, v); err != nil {
 		return err
 	}
 	c.FailedPINs = 0
 	events := []event{s.customerEvent(o, planbok.EventCustomerPINSetup)}
 	if rs != nil {
-		rs.apply(c)
+		if err := s.applyRecovery(c, rs); err != nil {
+			return err
+		}
 		events = append(events, s.customerEvent(o, planbok.EventCustomerRecoverySetup))
 	}
 	return s.verify(o, struct{}{}, events, nil)
@@ -241,17 +245,19 @@ func (s *Sandbox) completeRecovery(o *outcome, in CompleteInput) error {
 	}
 	defer rs.wipe()
 	c := o.customer
-	v, err := vaultOf(c)
+	v, err := s.vaultOf(c)
 	if err != nil {
 		return err
 	}
 	if err := v.SetRecovery(in.PIN, rs.secret, s.opts.KDF, s.opts.Rand); err != nil {
 		return s.pinFailure(o, "pin", err)
 	}
-	if err := setVault(c, v); err != nil {
+	if err := s.setVault(c, v); err != nil {
 		return err
 	}
-	rs.apply(c)
+	if err := s.applyRecovery(c, rs); err != nil {
+		return err
+	}
 	c.FailedPINs = 0
 	return s.verify(o, struct{}{}, []event{s.customerEvent(o, planbok.EventCustomerRecoverySetup)}, nil)
 }
@@ -264,14 +270,14 @@ func (s *Sandbox) completeUpdatePIN(o *outcome, in CompleteInput) error {
 		return e
 	}
 	c := o.customer
-	v, err := vaultOf(c)
+	v, err := s.vaultOf(c)
 	if err != nil {
 		return err
 	}
 	if err := v.ChangePIN(in.CurrentPIN, in.NewPIN, s.opts.KDF, s.opts.Rand); err != nil {
 		return s.pinFailure(o, "currentPin", err)
 	}
-	if err := setVault(c, v); err != nil {
+	if err := s.setVault(c, v); err != nil {
 		return err
 	}
 	c.FailedPINs = 0
@@ -305,17 +311,22 @@ func (s *Sandbox) completeResetPIN(o *outcome, in CompleteInput) error {
 		if code == "" {
 			return fieldErr(http.StatusBadRequest, "emailCode", "This customer recovers by email: enter the emailed code")
 		}
-		if o.ch.EmailCode == "" {
+		if o.ch.EmailCodeMAC == "" {
 			return fieldErr(http.StatusBadRequest, "emailCode", "No code was emailed for this challenge; start a new PIN reset")
 		}
-		if subtle.ConstantTimeCompare([]byte(code), []byte(o.ch.EmailCode)) != 1 {
+		if !s.codeMatches(o.ch, code) {
 			return s.recoveryFailure(o, "emailCode", "The code does not match")
 		}
-		secret = c.Escrow // released only now that the code matched
+		// Released only now that the code matched.
+		var err error
+		if secret, err = s.escrow(c); err != nil {
+			return err
+		}
+		defer clear(secret)
 	default:
 		return errf(http.StatusBadRequest, "Customer has not set up recovery, so the PIN cannot be reset")
 	}
-	v, err := vaultOf(c)
+	v, err := s.vaultOf(c)
 	if err != nil {
 		return err
 	}
@@ -328,7 +339,7 @@ func (s *Sandbox) completeResetPIN(o *outcome, in CompleteInput) error {
 		}
 		return fmt.Errorf("reset pin: %w", err)
 	}
-	if err := setVault(c, v); err != nil {
+	if err := s.setVault(c, v); err != nil {
 		return err
 	}
 	c.Status, c.FailedPINs = planbok.CustomerActive, 0
@@ -342,7 +353,7 @@ func (s *Sandbox) unlockSeed(o *outcome, pin string) ([]byte, error) {
 	if e := checkPIN("pin", pin, "PIN"); e != nil {
 		return nil, e
 	}
-	v, err := vaultOf(o.customer)
+	v, err := s.vaultOf(o.customer)
 	if err != nil {
 		return nil, err
 	}
@@ -540,24 +551,4 @@ func (s *Sandbox) recoveryFailure(o *outcome, field, msg string) error {
 	}
 	return &apiError{Status: http.StatusUnprocessableEntity, Field: field, Attempts: &left,
 		Message: fmt.Sprintf("%s. %d attempts remaining", msg, left)}
-}
-
-func vaultOf(c *customer) (*keys.Vault, error) {
-	if !c.Vault.Valid {
-		return nil, errf(http.StatusBadRequest, "Customer has not set a PIN yet")
-	}
-	var v keys.Vault
-	if err := json.Unmarshal([]byte(c.Vault.String), &v); err != nil {
-		return nil, fmt.Errorf("decode vault: %w", err)
-	}
-	return &v, nil
-}
-
-func setVault(c *customer, v *keys.Vault) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode vault: %w", err)
-	}
-	c.Vault = sql.NullString{String: string(b), Valid: true}
-	return nil
 }

@@ -41,11 +41,16 @@ func (s *Sandbox) helperEmailCode(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Customer not found")
 		return
 	}
-	if c.EmailCode == "" {
+	code, err := s.mailbox(c)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if code == "" {
 		writeError(w, http.StatusNotFound, "No recovery code has been emailed to this customer")
 		return
 	}
-	writeData(w, http.StatusOK, "Email code retrieved", map[string]string{"code": c.EmailCode})
+	writeData(w, http.StatusOK, "Email code retrieved", map[string]string{"code": code})
 }
 
 func (s *Sandbox) helperSetFaults(w http.ResponseWriter, r *http.Request) {

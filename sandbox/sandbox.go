@@ -49,6 +49,9 @@ type Options struct {
 	// under it. Empty: taken from each request's Host.
 	BaseURL string
 	// DBPath is the SQLite file holding all state; "" keeps it in memory.
+	// It and the files SQLite makes beside it are 0600. The key that wraps
+	// the secrets in it is kept apart, in DBPath + ".key" (0600, made on
+	// first use), so the database file alone reveals no secret.
 	DBPath string
 	// ChallengeTTL is a challenge's lifetime (default 15m).
 	ChallengeTTL time.Duration
@@ -85,7 +88,8 @@ type Sandbox struct {
 	log    *slog.Logger
 	db     *db
 	mux    *http.ServeMux
-	secret []byte // CSRF tokens for the Gateway
+	secret []byte        // CSRF tokens for the Gateway
+	wrap   *keys.Wrapper // secrets at rest (atrest.go)
 
 	idemMu sync.Mutex // serialises idempotent POSTs
 
@@ -149,6 +153,18 @@ func New(opts Options) (*Sandbox, error) {
 		wake:      make(chan struct{}, 1),
 	}
 	s.secret, err = d.secret(opts.Rand)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	key, err := storageKey(d, opts.DBPath, opts.Rand)
+	if err == nil {
+		s.wrap, err = keys.NewWrapper(key, opts.Rand)
+		clear(key)
+	}
+	if err == nil {
+		err = d.useStorageKey(s.wrap)
+	}
 	if err != nil {
 		d.close()
 		return nil, err

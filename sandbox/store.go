@@ -13,8 +13,11 @@ import (
 )
 
 // schema is the sandbox's whole state. Times are unix nanoseconds (UTC).
-// Nothing here is a PIN or a private key: vault holds Argon2id-sealed
-// shares, escrow holds the sandbox-held recovery secret of email recovery.
+// Nothing here is a PIN or a private key, and nothing secret is in clear
+// (atrest.go): vault is the Argon2id-sealed shares wrapped under the
+// storage key, escrow the wrapped recovery secret of email recovery,
+// customers.email_code the wrapped last emailed code (the simulated inbox)
+// and challenges.email_code an HMAC of the code.
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
@@ -101,6 +104,9 @@ type db struct{ x *sqlx.DB }
 func openDB(path string) (*db, error) {
 	dsn := "file::memory:?_foreign_keys=on"
 	if path != "" {
+		if err := privateFile(path); err != nil {
+			return nil, err
+		}
 		dsn = "file:" + path + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate"
 	}
 	x, err := sqlx.Open("sqlite3", dsn)
@@ -135,8 +141,13 @@ func (d *db) secret(rnd io.Reader) ([]byte, error) {
 	if _, err := io.ReadFull(rnd, v); err != nil {
 		return nil, err
 	}
-	if _, err := d.x.Exec(`INSERT INTO meta(key, value) VALUES ('secret', ?)`, v); err != nil {
+	// Another process starting on the same fresh file may have stored
+	// its own meanwhile: the first one stored is the secret.
+	if _, err := d.x.Exec(`INSERT INTO meta(key, value) VALUES ('secret', ?) ON CONFLICT(key) DO NOTHING`, v); err != nil {
 		return nil, fmt.Errorf("sandbox: store secret: %w", err)
+	}
+	if err := d.x.Get(&v, `SELECT value FROM meta WHERE key = 'secret'`); err != nil {
+		return nil, fmt.Errorf("sandbox: read secret: %w", err)
 	}
 	return v, nil
 }
@@ -172,9 +183,10 @@ type customer struct {
 	RecoveryEmail  string         `db:"recovery_email"`
 	Escrow         []byte         `db:"escrow"`
 	FailedPINs     int            `db:"failed_pins"`
-	EmailCode      string         `db:"email_code"`
-	CreatedAt      int64          `db:"created_at"`
-	UpdatedAt      int64          `db:"updated_at"`
+	// Mailbox is the last code emailed to the customer, wrapped.
+	Mailbox   string `db:"email_code"`
+	CreatedAt int64  `db:"created_at"`
+	UpdatedAt int64  `db:"updated_at"`
 }
 
 const customerCols = `seq, id, name, ref_id, status, vault, recovery_method, recovery_email, escrow, failed_pins, email_code, created_at, updated_at`
@@ -192,7 +204,7 @@ func insertCustomer(q sqlx.Execer, c *customer) error {
 func updateCustomer(q sqlx.Execer, c *customer) error {
 	_, err := q.Exec(`UPDATE customers SET status = ?, vault = ?, recovery_method = ?, recovery_email = ?, escrow = ?,
 		failed_pins = ?, email_code = ?, updated_at = ? WHERE id = ?`,
-		c.Status, c.Vault, c.RecoveryMethod, c.RecoveryEmail, c.Escrow, c.FailedPINs, c.EmailCode, c.UpdatedAt, c.ID)
+		c.Status, c.Vault, c.RecoveryMethod, c.RecoveryEmail, c.Escrow, c.FailedPINs, c.Mailbox, c.UpdatedAt, c.ID)
 	if err != nil {
 		return fmt.Errorf("update customer: %w", err)
 	}
@@ -231,13 +243,15 @@ func (d *db) listCustomers(offset, limit int, asc bool) ([]customer, int, error)
 
 // challenge is a challenges row.
 type challenge struct {
-	ID               string         `db:"id"`
-	CustomerID       string         `db:"customer_id"`
-	Task             string         `db:"task"`
-	Status           string         `db:"status"`
-	RedirectURL      string         `db:"redirect_url"`
-	Blockchains      string         `db:"blockchains"`
-	EmailCode        string         `db:"email_code"`
+	ID          string `db:"id"`
+	CustomerID  string `db:"customer_id"`
+	Task        string `db:"task"`
+	Status      string `db:"status"`
+	RedirectURL string `db:"redirect_url"`
+	Blockchains string `db:"blockchains"`
+	// EmailCodeMAC is the HMAC of the code emailed for a reset-pin
+	// challenge (hex), "" when none was.
+	EmailCodeMAC     string         `db:"email_code"`
 	RecoveryAttempts int            `db:"recovery_attempts"`
 	Result           sql.NullString `db:"result"`
 	CreatedAt        int64          `db:"created_at"`
@@ -249,7 +263,7 @@ const challengeCols = `id, customer_id, task, status, redirect_url, blockchains,
 
 func insertChallenge(q sqlx.Execer, c *challenge) error {
 	_, err := q.Exec(`INSERT INTO challenges(`+challengeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.CustomerID, c.Task, c.Status, c.RedirectURL, c.Blockchains, c.EmailCode, c.RecoveryAttempts,
+		c.ID, c.CustomerID, c.Task, c.Status, c.RedirectURL, c.Blockchains, c.EmailCodeMAC, c.RecoveryAttempts,
 		c.Result, c.CreatedAt, c.ExpiresAt, c.CompletedAt)
 	if err != nil {
 		return fmt.Errorf("insert challenge: %w", err)

@@ -93,7 +93,8 @@ func (r *flowRow) flow() (*flow.Flow, error) {
 // scan every flow. TestQueryPlans_UseIndexes keeps it so.
 const (
 	whereChallengeID    = `challenge_id = ? AND challenge_id <> ''`
-	whereIdempotencyKey = `customer_id = ? AND idempotency_key = ? AND idempotency_key <> ''`
+	whereIdempotencyKey = `customer_id = ? AND idempotency_key = ? AND idempotency_key <> ''
+		AND NOT (status = 'failed' AND challenge_id = '')`
 )
 
 func flowNotFound(format string, args ...any) error {
@@ -114,6 +115,11 @@ func flowNotFound(format string, args ...any) error {
 //     never moves back;
 //   - a terminal flow always has a completedAt (its updatedAt when f has
 //     none).
+//
+// Idempotency keys are scoped per customer, as in the customer workflow.
+// A flow that failed before its challenge existed gives its key back: the
+// same key again starts afresh (rows written before this rule are taken
+// over by the next flow that claims their key).
 //
 // A flow id already stored with another customer or kind is an error, and
 // an idempotency key already used by another flow of the same customer is
@@ -188,18 +194,46 @@ func (s *Store) insertFlow(ctx context.Context, tx *sqlx.Tx, f *flow.Flow, meta 
 	if completed == nil && f.Status.Terminal() {
 		completed = &updated
 	}
+	key := flowKey(f, meta.IdempotencyKey)
+	if err := releaseKey(ctx, tx, f, key); err != nil {
+		return false, err
+	}
 	code, msg := flowErrorColumns(f.Error)
 	res, err := exec(ctx, tx, `INSERT INTO flows (`+flowColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		f.ID, f.CustomerID, string(f.Kind), string(f.Status), f.ChallengeID, f.GatewayURL, f.RedirectURL, chains,
-		formatTimePtr(f.ExpiresAt), meta.IdempotencyKey, meta.RequestHash, code, msg,
+		formatTimePtr(f.ExpiresAt), key, meta.RequestHash, code, msg,
 		formatTime(created), formatTime(updated), formatTimePtr(completed))
 	if err != nil {
 		return false, err
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// flowKey is the idempotency key row f holds: none once it failed without
+// a challenge.
+func flowKey(f *flow.Flow, key string) string {
+	if f.Status == flow.StatusFailed && f.ChallengeID == "" {
+		return ""
+	}
+	return key
+}
+
+// releaseKey takes key for f from a flow of the customer that failed
+// before its challenge existed but still holds it (written before such
+// flows gave their keys back). A flow still starting keeps its key: the
+// next flow with it is refused until that one's failure is recorded.
+func releaseKey(ctx context.Context, tx *sqlx.Tx, f *flow.Flow, key string) error {
+	if key == "" {
+		return nil
+	}
+	_, err := exec(ctx, tx, `UPDATE flows SET idempotency_key = ''
+		WHERE customer_id = ? AND idempotency_key = ? AND idempotency_key <> '' AND id <> ?
+			AND status = 'failed' AND challenge_id = ''`,
+		f.CustomerID, key, f.ID)
+	return err
 }
 
 func (s *Store) updateFlow(ctx context.Context, tx *sqlx.Tx, old *flowRow, f *flow.Flow, meta FlowMeta) error {
@@ -241,13 +275,19 @@ func (s *Store) updateFlow(ctx context.Context, tx *sqlx.Tx, old *flowRow, f *fl
 	if err != nil {
 		return err
 	}
+	key := flowKey(&next, orString(old.IdempotencyKey, meta.IdempotencyKey))
+	if key != old.IdempotencyKey {
+		if err := releaseKey(ctx, tx, &next, key); err != nil {
+			return err
+		}
+	}
 	code, msg := flowErrorColumns(next.Error)
 	_, err = exec(ctx, tx, `UPDATE flows SET
 			status = ?, challenge_id = ?, gateway_url = ?, redirect_url = ?, blockchains = ?, expires_at = ?,
 			idempotency_key = ?, request_hash = ?, error_code = ?, error_message = ?, updated_at = ?, completed_at = ?
 		WHERE id = ?`,
 		string(next.Status), next.ChallengeID, next.GatewayURL, next.RedirectURL, chains, formatTimePtr(next.ExpiresAt),
-		orString(old.IdempotencyKey, meta.IdempotencyKey), orString(old.RequestHash, meta.RequestHash),
+		key, orString(old.RequestHash, meta.RequestHash),
 		code, msg, formatTime(next.UpdatedAt), formatTimePtr(next.CompletedAt), f.ID)
 	return err
 }
@@ -309,7 +349,8 @@ func (s *Store) FindFlowByChallengeID(ctx context.Context, challengeID string) (
 // FindFlowByIdempotencyKey returns the customer's flow first started with
 // key and the metadata stored with it, or a CodeFlowNotFound error. Keys
 // are scoped per customer: another customer's flow with the same key is
-// not found.
+// not found; and a flow that failed before its challenge existed no longer
+// holds its key.
 func (s *Store) FindFlowByIdempotencyKey(ctx context.Context, customerID, key string) (*flow.Flow, FlowMeta, error) {
 	if key == "" {
 		return nil, FlowMeta{}, flowNotFound("No flow has an empty idempotency key.")

@@ -208,7 +208,9 @@ func TestUpsertFlow_SetsErrorOnFailure(t *testing.T) {
 func TestUpsertFlow_Refusals(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		if err := s.UpsertFlow(ctx, newFlow("f1", "c1", flow.KindRecovery, 0), FlowMeta{IdempotencyKey: "k1"}); err != nil {
+		held := newFlow("f1", "c1", flow.KindRecovery, 0)
+		held.Status, held.ChallengeID = flow.StatusAwaitingUser, "ch-1" // a challenge exists: the key is taken for good
+		if err := s.UpsertFlow(ctx, held, FlowMeta{IdempotencyKey: "k1"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.UpsertFlow(ctx, newFlow("f2", "c1", flow.KindRecovery, 1), FlowMeta{IdempotencyKey: "k1"}); flow.ErrorCode(err) != flow.CodeIdempotencyKeyReused {
@@ -241,6 +243,78 @@ func TestUpsertFlow_Refusals(t *testing.T) {
 		}
 		if err := s.UpsertFlow(ctx, b, FlowMeta{}); err == nil {
 			t.Error("second flow with the same challenge id: got nil error, want one")
+		}
+	})
+}
+
+// A flow that failed before its challenge existed gives its key back. The
+// customer workflow releases the key as soon as the flow fails, which may
+// be before the row says so: the next flow's write is then refused, and
+// its later writes take the key once the failure is recorded.
+func TestUpsertFlow_IdempotencyKeyReleasedByEarlyFailure(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		meta := FlowMeta{IdempotencyKey: "k", RequestHash: "h"}
+		find := func() (string, error) {
+			f, _, err := s.FindFlowByIdempotencyKey(ctx, "c1", "k")
+			if err != nil {
+				return "", err
+			}
+			return f.ID, nil
+		}
+		failedOf := func(f *flow.Flow) *flow.Flow {
+			g := *f
+			g.Status, g.Error = flow.StatusFailed, flow.Errorf(flow.CodePlanbokUnavailable, "Planbok did not answer.")
+			g.UpdatedAt = f.UpdatedAt.Add(time.Second)
+			return &g
+		}
+
+		// f1 fails before its challenge: the key is free again.
+		f1 := newFlow("f1", "c1", flow.KindUpdatePIN, 0)
+		if err := s.UpsertFlow(ctx, f1, meta); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := find(); err != nil || id != "f1" {
+			t.Fatalf("while starting: got %q, %v, want f1", id, err)
+		}
+		if err := s.UpsertFlow(ctx, failedOf(f1), meta); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := find(); flow.ErrorCode(err) != flow.CodeFlowNotFound {
+			t.Fatalf("after failing before the challenge: got %v, want flow_not_found", err)
+		}
+
+		// f2 holds the key while starting; f3 claims it before f2's
+		// failure is recorded and is refused; once it is, f3's next write
+		// takes the key.
+		f2 := newFlow("f2", "c1", flow.KindUpdatePIN, 1)
+		if err := s.UpsertFlow(ctx, f2, meta); err != nil {
+			t.Fatal(err)
+		}
+		f3 := newFlow("f3", "c1", flow.KindUpdatePIN, 2)
+		if err := s.UpsertFlow(ctx, f3, meta); flow.ErrorCode(err) != flow.CodeIdempotencyKeyReused {
+			t.Fatalf("claiming the key of a flow still starting: got %v, want %s", err, flow.CodeIdempotencyKeyReused)
+		}
+		if err := s.UpsertFlow(ctx, failedOf(f2), meta); err != nil {
+			t.Fatal(err)
+		}
+		aw := *f3
+		aw.Status, aw.ChallengeID, aw.UpdatedAt = flow.StatusAwaitingUser, "ch-3", f3.UpdatedAt.Add(time.Second)
+		if err := s.UpsertFlow(ctx, &aw, meta); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := find(); err != nil || id != "f3" {
+			t.Fatalf("after the retry: got %q, %v, want f3", id, err)
+		}
+
+		// A row from before this rule: failed without a challenge, still
+		// holding its key. The next flow takes it over.
+		if _, err := s.w.ExecContext(ctx, s.w.Rebind(`UPDATE flows SET idempotency_key = 'legacy' WHERE id = ?`), "f1"); err != nil {
+			t.Fatal(err)
+		}
+		f4 := newFlow("f4", "c1", flow.KindUpdatePIN, 3)
+		if err := s.UpsertFlow(ctx, f4, FlowMeta{IdempotencyKey: "legacy"}); err != nil {
+			t.Fatalf("claiming a legacy failed row's key: got %v, want nil", err)
 		}
 	})
 }

@@ -2,11 +2,13 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/custodyflows/custodyflows/flow"
@@ -18,10 +20,19 @@ import (
 // replicas racing cannot start two flows: "one active flow per customer" is
 // enforced here, not in the database.
 //
+// The start path lives here: the API authenticates and validates, then sends
+// the start-flow update, and this workflow decides everything else in
+// API.md's order (the customer at Planbok, idempotency replay, the active
+// flow, the per-customer start quota, the rules) with Planbok calls that
+// retry within the start's one budget (flow.StartPlanbokBudget). The quota
+// is counted here, once for the whole deployment however many API replicas
+// there are.
+//
 // It also handles customer-level webhooks no flow claimed
 // (flow.SignalCustomerEvent), answers flow.QueryActiveFlow, completes after
-// being idle for the idle timeout, and continues as new when its history
-// grows, carrying recent idempotency keys.
+// being idle for the idle timeout (and never before its quota bucket has
+// refilled), and continues as new when its history grows, carrying recent
+// idempotency keys and the quota bucket.
 func Customer(ctx workflow.Context, in flow.CustomerInput) error {
 	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	if in.CustomerID == "" {
@@ -34,6 +45,7 @@ func Customer(ctx workflow.Context, in flow.CustomerInput) error {
 		logger:         log.With(workflow.GetLogger(ctx), "customerId", in.CustomerID),
 		flows:          map[string]*flow.Flow{},
 		keys:           map[string]keyEntry{},
+		quota:          in.Quota,
 		flowChanged:    workflow.GetSignalChannel(ctx, flow.SignalFlowChanged),
 		customerEvents: workflow.GetSignalChannel(ctx, flow.SignalCustomerEvent),
 	}
@@ -79,6 +91,12 @@ type customerRun struct {
 	busy bool
 	// starts counts the starts handled in this run.
 	starts int
+	// quota is the customer's start-quota bucket (workflow time).
+	quota flow.QuotaBucket
+	// unknown is set when Planbok said the customer does not exist and this
+	// run holds nothing for it: the run then completes as soon as it is
+	// idle, so ids nobody has cost no hour-long workflow each.
+	unknown bool
 	// notifySeq numbers app events that have no webhook id to name them.
 	notifySeq int
 
@@ -127,9 +145,19 @@ func (c *customerRun) validate(_ workflow.Context, req flow.StartRequest) error 
 	return nil
 }
 
+// versionStartPath marks starts decided wholly in this workflow: the
+// per-customer quota, one Planbok budget per start, and idempotency keys
+// released when a flow fails before its challenge exists. Histories before
+// it counted no quota (the API did) and kept such keys.
+const versionStartPath = "start-path-in-workflow"
+
 // start handles the start-flow update: it returns an idempotent replay,
 // the active flow, a refusal, or the new flow once it waits for the user.
 func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.StartResult, error) {
+	v := workflow.GetVersion(ctx, versionStartPath, workflow.DefaultVersion, 1)
+	// The budget runs from arrival: time spent waiting behind another start
+	// of this customer is part of it.
+	deadline := workflow.Now(ctx).Add(planbokBudget(req))
 	if err := workflow.Await(ctx, func() bool { return !c.busy }); err != nil {
 		return flow.StartResult{}, err
 	}
@@ -162,16 +190,38 @@ func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.S
 		return flow.StartResult{Flow: &f}, nil
 	}
 
-	if refusal := c.preflight(ctx, req.Kind); refusal != nil {
+	if v >= 1 {
+		if wait := c.quota.Wait(req.Quota, workflow.Now(ctx)); wait > 0 {
+			res := refuse(flow.Errorf(flow.CodeRateLimited, "Too many flow starts for this customer; try again later."))
+			res.RetryAfter = wait
+			return res, nil
+		}
+		if deadline.Sub(workflow.Now(ctx)) < flow.MinPlanbokBudget {
+			// Another start of this customer spent the budget on a failing
+			// Planbok while this one waited.
+			return refuse(unavailable()), nil
+		}
+	} else {
+		deadline = time.Time{}
+	}
+
+	if refusal := c.preflight(ctx, req.Kind, deadline); refusal != nil {
+		c.unknown = v >= 1 && refusal.Code == flow.CodeCustomerNotFound && len(c.flows) == 0
 		return refuse(refusal), nil
 	}
+	c.unknown = false
 
 	var flowID string
 	err := workflow.SideEffect(ctx, func(workflow.Context) any { return flow.NewFlowID(nil) }).Get(&flowID)
 	if err != nil {
 		return flow.StartResult{}, fmt.Errorf("new flow id: %w", err)
 	}
-	snap, err := c.startFlow(ctx, flowID, req)
+	if v >= 1 {
+		// Only flows created count: replays, the active flow and refusals
+		// above took nothing.
+		c.quota = c.quota.Take(req.Quota, workflow.Now(ctx))
+	}
+	snap, err := c.startFlow(ctx, flowID, req, deadline)
 	if err != nil {
 		c.logger.Error("Starting the flow workflow failed.", "flowId", flowID, "error", err)
 		return refuse(flow.Errorf(flow.CodeInternal, "The flow could not be started.")), nil
@@ -188,17 +238,32 @@ func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.S
 		if res.Refusal == nil {
 			res.Refusal = flow.Errorf(flow.CodeInternal, "The flow failed.")
 		}
+		if v >= 1 && f.ChallengeID == "" {
+			// Nothing the user could act on exists: a retry with the same
+			// key must start afresh, not get this failure back.
+			c.forget(req.IdempotencyKey, flowID)
+		}
 	}
 	return res, nil
 }
 
 func refuse(e *flow.Error) flow.StartResult { return flow.StartResult{Refusal: e} }
 
+// planbokBudget is the Planbok budget req carries (the API derived it from
+// its request's time), never more than flow.StartPlanbokBudget.
+func planbokBudget(req flow.StartRequest) time.Duration {
+	if req.PlanbokBudget <= 0 {
+		return flow.StartPlanbokBudget
+	}
+	return min(req.PlanbokBudget, flow.StartPlanbokBudget)
+}
+
 // preflight asks Planbok whether a flow of kind may start, and returns the
-// refusal, if any.
-func (c *customerRun) preflight(ctx workflow.Context, kind flow.Kind) *flow.Error {
+// refusal, if any. It retries within the start's Planbok budget (until
+// deadline; zero: the fixed per-call limit of older histories).
+func (c *customerRun) preflight(ctx workflow.Context, kind flow.Kind, deadline time.Time) *flow.Error {
 	var pre flow.PreflightResult
-	actx := workflow.WithActivityOptions(ctx, planbokOptions())
+	actx := workflow.WithActivityOptions(ctx, startPlanbokOptions(ctx, deadline))
 	err := workflow.ExecuteActivity(actx, flow.ActivityPreflight, flow.PreflightInput{CustomerID: c.in.CustomerID, Kind: kind}).Get(actx, &pre)
 	if err != nil {
 		ferr := activityError(err)
@@ -217,7 +282,7 @@ func (c *customerRun) preflight(ctx workflow.Context, kind flow.Kind) *flow.Erro
 // its customer workflow's continue-as-new or completion), takes the
 // customer's slot, and returns the flow's snapshot, which the flow's
 // signals keep current.
-func (c *customerRun) startFlow(ctx workflow.Context, flowID string, req flow.StartRequest) (*flow.Flow, error) {
+func (c *customerRun) startFlow(ctx workflow.Context, flowID string, req flow.StartRequest, deadline time.Time) (*flow.Flow, error) {
 	now := workflow.Now(ctx)
 	in := flow.FlowInput{
 		FlowID:             flowID,
@@ -230,6 +295,7 @@ func (c *customerRun) startFlow(ctx workflow.Context, flowID string, req flow.St
 		Actor:              req.Actor,
 		CreatedAt:          now,
 		CustomerWorkflowID: c.wfID,
+		PlanbokDeadline:    deadline,
 	}
 	snap := &flow.Flow{
 		ID:          flowID,
@@ -294,9 +360,11 @@ func (c *customerRun) flowEnded(flowID string, res flow.Flow, err error) {
 		return
 	}
 	c.logger.Error("The flow workflow ended without a final status.", "flowId", flowID, "error", err)
+	now := workflow.Now(c.ctx)
 	snap.Status = flow.StatusFailed
 	snap.Error = flow.Errorf(flow.CodeInternal, "The flow ended unexpectedly.")
-	snap.UpdatedAt = workflow.Now(c.ctx)
+	snap.UpdatedAt = now
+	snap.CompletedAt = &now
 	if c.active == flowID {
 		c.active = ""
 	}
@@ -312,6 +380,15 @@ func (c *customerRun) remember(key, hash, flowID string) {
 	}
 	c.keys[key] = keyEntry{hash: hash, flowID: flowID}
 	c.keyOrder = append(c.keyOrder, key)
+}
+
+// forget releases key if it still names flowID.
+func (c *customerRun) forget(key, flowID string) {
+	if k, ok := c.keys[key]; !ok || k.flowID != flowID {
+		return
+	}
+	delete(c.keys, key)
+	c.keyOrder = slices.DeleteFunc(c.keyOrder, func(k string) bool { return k == key })
 }
 
 // recentKeys returns the newest maxRecentKeys keys, oldest first.
@@ -338,11 +415,18 @@ func (c *customerRun) continueAsNewDue() bool {
 	return c.starts >= maxStartsPerRun || workflow.GetInfo(c.ctx).GetContinueAsNewSuggested()
 }
 
+// idleTimeout is how long to wait idle before completing: the configured
+// idle timeout, but never less than the quota bucket needs to refill, so a
+// run that completes forgets nothing a new run would not know.
 func (c *customerRun) idleTimeout() time.Duration {
-	if c.in.IdleTimeout > 0 {
-		return c.in.IdleTimeout
+	if c.unknown && len(c.flows) == 0 && c.quota.Full(workflow.Now(c.ctx)) == 0 {
+		return 0
 	}
-	return DefaultIdleTimeout
+	d := DefaultIdleTimeout
+	if c.in.IdleTimeout > 0 {
+		d = c.in.IdleTimeout
+	}
+	return max(d, c.quota.Full(workflow.Now(c.ctx)))
 }
 
 // loop handles customer events one at a time, and completes or continues
@@ -367,7 +451,7 @@ func (c *customerRun) loop() error {
 				continue
 			}
 			c.logger.Info("Continuing as new.", "starts", c.starts)
-			next := flow.CustomerInput{CustomerID: c.in.CustomerID, IdleTimeout: c.in.IdleTimeout, RecentKeys: c.recentKeys()}
+			next := flow.CustomerInput{CustomerID: c.in.CustomerID, IdleTimeout: c.in.IdleTimeout, RecentKeys: c.recentKeys(), Quota: c.quota}
 			return workflow.NewContinueAsNewError(ctx, flow.WorkflowCustomer, next)
 		}
 		// An explicit timer, cancelled when work comes, so an idle period
@@ -440,4 +524,32 @@ func (c *customerRun) handleEvent(ev flow.CustomerEvent) {
 		Timestamp: workflow.Now(c.ctx),
 		Data:      flow.AppEventData{CustomerID: c.in.CustomerID, Security: res.Security},
 	})
+}
+
+// startPlanbokOptions is for the Planbok calls of a start (Preflight here,
+// CreateChallenge in the flow): attempts of at most
+// flow.PlanbokAttemptTimeout, backing off 250 ms doubling to 2 s, as many
+// as fit before deadline, so a Planbok that fails now and then costs a
+// start nothing and one that keeps failing answers planbok_unavailable
+// when the budget ends, before the API's request does. A zero deadline
+// (histories from before the budget) keeps the fixed per-call limit.
+func startPlanbokOptions(ctx workflow.Context, deadline time.Time) workflow.ActivityOptions {
+	if deadline.IsZero() {
+		return planbokOptions()
+	}
+	budget := max(deadline.Sub(workflow.Now(ctx)), flow.MinPlanbokBudget)
+	return workflow.ActivityOptions{
+		StartToCloseTimeout:    min(flow.PlanbokAttemptTimeout, budget),
+		ScheduleToCloseTimeout: budget,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    250 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    2 * time.Second,
+			// The budget ends the attempts (about 15 fit in 24 s); a
+			// number, not 0, because "unlimited" means 10 in the SDK's
+			// test environment.
+			MaximumAttempts:        100,
+			NonRetryableErrorTypes: finalCodes(),
+		},
+	}
 }

@@ -42,10 +42,13 @@ type startOutcome struct {
 	res      flow.StartResult
 }
 
+// testQuota is the API's default start quota: 20 an hour, burst 20.
+var testQuota = flow.Quota{Every: 3 * time.Minute, Burst: 20}
+
 func request(kind flow.Kind, key, hash string) flow.StartRequest {
 	return flow.StartRequest{
 		Kind: kind, CustomerID: testCustomer, RedirectURL: "https://app.example/back",
-		IdempotencyKey: key, RequestHash: hash, Actor: "apikey-1",
+		IdempotencyKey: key, RequestHash: hash, Actor: "apikey-1", Quota: testQuota,
 	}
 }
 
@@ -254,19 +257,23 @@ func TestCustomer_PreflightRefusal(t *testing.T) {
 		{"standing", func(flow.PreflightInput) (flow.PreflightResult, error) {
 			return flow.PreflightResult{Standing: flow.Standing{HasPIN: true}}, nil
 		}, flow.CodeRecoveryRequired, 1},
-		{"not found", func(flow.PreflightInput) (flow.PreflightResult, error) {
-			return flow.PreflightResult{}, final(flow.CodeCustomerNotFound, "No such customer.")
-		}, flow.CodeCustomerNotFound, 1},
-		{"unavailable", func(flow.PreflightInput) (flow.PreflightResult, error) {
-			return flow.PreflightResult{}, retryable("Planbok answered 503.")
-		}, flow.CodePlanbokUnavailable, 5},
+		{"locked out", func(flow.PreflightInput) (flow.PreflightResult, error) {
+			return flow.PreflightResult{}, final(flow.CodeCustomerLockedOut, "The customer is locked out.")
+		}, flow.CodeCustomerLockedOut, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ct := newCustomerTest(t)
 			ct.fakes.preflight = tt.preflight
-			out := ct.start(0, request(flow.KindCreateWallets, "key-1", "hash-1"))
+			// A quota of one start an hour: the refusal must not use it.
+			one := flow.Quota{Every: time.Hour, Burst: 1}
+			req := request(flow.KindCreateWallets, "key-1", "hash-1")
+			req.Quota = one
+			out := ct.start(0, req)
 			active := ct.queryActive(time.Minute)
+			ct.env.RegisterDelayedCallback(func() { ct.fakes.setPreflight(nil) }, 2*time.Minute)
+			// The refused key was never taken: it starts afresh.
+			next := ct.start(3*time.Minute, req)
 			if err := ct.run(); err != nil {
 				t.Fatalf("workflow error: got %v, want nil", err)
 			}
@@ -274,8 +281,11 @@ func TestCustomer_PreflightRefusal(t *testing.T) {
 			if out.res.Flow != nil || out.res.Created {
 				t.Errorf("flow: got %+v created=%v, want none", out.res.Flow, out.res.Created)
 			}
-			wantEqual(t, "preflight calls", len(ct.fakes.preflights), tt.calls)
-			wantEqual(t, "CreateChallenge calls", len(ct.fakes.creates), 0)
+			if next.created(t); !next.res.Created {
+				t.Errorf("next start: got %+v, want a new flow within the quota", next.res)
+			}
+			wantEqual(t, "preflight calls", len(ct.fakes.preflights), tt.calls+1)
+			wantEqual(t, "CreateChallenge calls", len(ct.fakes.creates), 1)
 			if *active != nil {
 				t.Errorf("active flow: got %+v, want nil", *active)
 			}
@@ -283,28 +293,93 @@ func TestCustomer_PreflightRefusal(t *testing.T) {
 	}
 }
 
-func TestCustomer_PreflightUnavailableWithin15s(t *testing.T) {
+// A customer Planbok does not know is 404 customer_not_found from the
+// workflow, whether Preflight refuses or fails with the code; nothing is
+// created or counted, and the run, holding nothing, completes at once
+// instead of staying open an hour for an id nobody has.
+func TestCustomer_CustomerNotFound(t *testing.T) {
+	for name, preflight := range map[string]func(flow.PreflightInput) (flow.PreflightResult, error){
+		"refusal": func(in flow.PreflightInput) (flow.PreflightResult, error) {
+			return flow.PreflightResult{Refusal: flow.Errorf(flow.CodeCustomerNotFound, "Customer %q was not found at Planbok.", in.CustomerID)}, nil
+		},
+		"final error": func(flow.PreflightInput) (flow.PreflightResult, error) {
+			return flow.PreflightResult{}, final(flow.CodeCustomerNotFound, "No such customer.")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ct := newCustomerTest(t)
+			ct.fakes.preflight = preflight
+			out := ct.start(0, request(flow.KindUpdatePIN, "key-1", "hash-1"))
+			if err := ct.run(); err != nil {
+				t.Fatalf("workflow error: got %v, want nil", err)
+			}
+			out.refusal(t, flow.CodeCustomerNotFound)
+			if out.res.Flow != nil || out.res.Created {
+				t.Errorf("flow: got %+v created=%v, want none", out.res.Flow, out.res.Created)
+			}
+			wantEqual(t, "CreateChallenge calls", len(ct.fakes.creates), 0)
+			wantEqual(t, "completed after", ct.env.Now().Sub(t0), time.Duration(0))
+		})
+	}
+	t.Run("a known customer's run stays", func(t *testing.T) {
+		ct := newCustomerTest(t)
+		ct.start(0, request(flow.KindUpdatePIN, "", ""))
+		ct.env.RegisterDelayedCallback(func() {
+			ct.fakes.setPreflight(func(flow.PreflightInput) (flow.PreflightResult, error) {
+				return flow.PreflightResult{Refusal: flow.Errorf(flow.CodeCustomerNotFound, "Gone.")}, nil
+			})
+		}, 20*time.Minute)
+		ct.start(21*time.Minute, request(flow.KindUpdatePIN, "", ""))
+		if err := ct.run(); err != nil {
+			t.Fatalf("workflow error: got %v, want nil", err)
+		}
+		// It has had a flow: the refusal at 21m restarts its idle hour.
+		wantEqual(t, "completed after", ct.env.Now().Sub(t0), 21*time.Minute+DefaultIdleTimeout)
+	})
+}
+
+// A Planbok that keeps failing is retried for the whole Planbok budget,
+// then the start answers planbok_unavailable: before the API's request
+// times out, so the API never blames Temporal. A start that waited behind
+// it for the customer finds the budget spent and answers at once, without
+// asking Planbok again.
+func TestCustomer_PreflightUnavailableForTheWholeBudget(t *testing.T) {
 	ct := newCustomerTest(t)
+	var lastCall time.Time
 	ct.fakes.preflight = func(flow.PreflightInput) (flow.PreflightResult, error) {
+		lastCall = ct.fakes.now()
 		return flow.PreflightResult{}, retryable("Planbok answered 503.")
 	}
-	out := ct.start(0, request(flow.KindUpdatePIN, "", ""))
-	var answeredAt time.Time
-	ct.env.RegisterDelayedCallback(func() {
-		if out.done && answeredAt.IsZero() {
-			answeredAt = ct.env.Now()
-		}
-	}, 15*time.Second)
+	// The budget as the API sends it for a request with the whole
+	// flow.StartTimeout left.
+	req := request(flow.KindUpdatePIN, "", "")
+	req.PlanbokBudget = flow.PlanbokBudget(flow.StartTimeout)
+	out := ct.start(0, req)
+	behind := ct.start(0, request(flow.KindRecovery, "", ""))
+	var at20, atBudget bool
+	ct.env.RegisterDelayedCallback(func() { at20 = out.done }, 20*time.Second)
+	ct.env.RegisterDelayedCallback(func() { atBudget = out.done && behind.done }, flow.StartPlanbokBudget+time.Second)
 	if err := ct.run(); err != nil {
 		t.Fatalf("workflow error: got %v, want nil", err)
 	}
 	out.refusal(t, flow.CodePlanbokUnavailable)
-	if answeredAt.IsZero() {
-		t.Errorf("answered within 15s: got false, want true")
+	behind.refusal(t, flow.CodePlanbokUnavailable)
+	if at20 || !atBudget {
+		t.Errorf("answered by 20s: %v, by the budget's end: %v; want false, true", at20, atBudget)
 	}
+	if n := len(ct.fakes.preflights); n < 8 {
+		t.Errorf("preflight attempts: got %d, want the budget filled with retries (8 or more)", n)
+	}
+	if end := at(flow.StartPlanbokBudget); lastCall.After(end) {
+		t.Errorf("last Planbok call at %s, after the budget's end %s", lastCall, end)
+	}
+	wantEqual(t, "CreateChallenge calls", len(ct.fakes.creates), 0)
 }
 
-func TestCustomer_FailedBeforeAwaitingUser(t *testing.T) {
+// A flow that fails before its challenge exists releases its idempotency
+// key: the same key again starts afresh instead of getting the failure
+// back, and the slot is free at once.
+func TestCustomer_FailedBeforeAwaitingUserReleasesKey(t *testing.T) {
 	ct := newCustomerTest(t)
 	ct.fakes.createErr = func(call int) error {
 		if call == 1 {
@@ -313,9 +388,9 @@ func TestCustomer_FailedBeforeAwaitingUser(t *testing.T) {
 		return nil
 	}
 	first := ct.start(0, request(flow.KindUpdatePIN, "key-1", "hash-1"))
-	// The slot is free at once: another kind starts.
-	second := ct.start(time.Second, request(flow.KindResetPIN, "key-2", "hash-2"))
+	retry := ct.start(time.Second, request(flow.KindUpdatePIN, "key-1", "hash-1"))
 	replay := ct.start(2*time.Second, request(flow.KindUpdatePIN, "key-1", "hash-1"))
+	other := ct.start(3*time.Second, request(flow.KindResetPIN, "key-2", "hash-2"))
 	if err := ct.run(); err != nil {
 		t.Fatalf("workflow error: got %v, want nil", err)
 	}
@@ -325,12 +400,97 @@ func TestCustomer_FailedBeforeAwaitingUser(t *testing.T) {
 	if !first.res.Created || first.res.Refusal == nil || first.res.Refusal.Code != flow.CodeCustomerLockedOut {
 		t.Errorf("result: got created=%v refusal=%v, want created with refusal customer_locked_out", first.res.Created, first.res.Refusal)
 	}
-	wantStatus(t, second.created(t), flow.StatusAwaitingUser, "")
-	r := replay.created(t)
-	if r.ID != f.ID || replay.res.Created {
-		t.Errorf("replay: got %s created=%v, want %s created=false", r.ID, replay.res.Created, f.ID)
+	if f.CompletedAt == nil {
+		t.Error("completedAt of the failed flow: got nil, want its end")
 	}
-	wantStatus(t, r, flow.StatusFailed, flow.CodeCustomerLockedOut)
+	r := retry.created(t)
+	if r.ID == f.ID || !retry.res.Created {
+		t.Errorf("retry with the key: got %s created=%v, want a new flow", r.ID, retry.res.Created)
+	}
+	wantStatus(t, r, flow.StatusAwaitingUser, "")
+	// The new flow holds the key now.
+	if g := replay.created(t); g.ID != r.ID || replay.res.Created {
+		t.Errorf("replay: got %s created=%v, want %s created=false", g.ID, replay.res.Created, r.ID)
+	}
+	other.refusal(t, flow.CodeFlowInProgress)
+}
+
+// The quota counts flows created, in workflow time: replays, the active
+// flow again and refusals are free; an empty bucket refuses with the wait
+// until it has a start again, before Planbok is asked anything.
+func TestCustomer_QuotaCountsCreatedFlows(t *testing.T) {
+	ct := newCustomerTest(t)
+	q := flow.Quota{Every: time.Hour, Burst: 2}
+	req := func(kind flow.Kind, key string) flow.StartRequest {
+		r := request(kind, key, "hash-"+key)
+		r.Quota = q
+		return r
+	}
+	first := ct.start(0, req(flow.KindUpdatePIN, "k1"))
+	again := ct.start(time.Second, req(flow.KindUpdatePIN, ""))
+	busy := ct.start(2*time.Second, req(flow.KindExportPrivateKeys, ""))
+	// The first flow expires at 15m.
+	second := ct.start(16*time.Minute, req(flow.KindUpdatePIN, "k2"))
+	// The second expires at 31m; at 32m the bucket lacks 2 - 32/60 starts.
+	limited := ct.start(32*time.Minute, req(flow.KindUpdatePIN, ""))
+	replay := ct.start(33*time.Minute, req(flow.KindUpdatePIN, "k1"))
+	later := ct.start(60*time.Minute, req(flow.KindUpdatePIN, ""))
+	var preflightsAt32 int
+	ct.env.RegisterDelayedCallback(func() { preflightsAt32 = len(ct.fakes.preflights) }, 32*time.Minute+time.Second)
+	if err := ct.run(); err != nil {
+		t.Fatalf("workflow error: got %v, want nil", err)
+	}
+
+	f := first.created(t)
+	if g := again.created(t); g.ID != f.ID || again.res.Created {
+		t.Errorf("same kind while active: got %s created=%v, want %s", g.ID, again.res.Created, f.ID)
+	}
+	busy.refusal(t, flow.CodeFlowInProgress)
+	if !flow.ValidFlowID(second.created(t).ID) || !second.res.Created {
+		t.Errorf("second flow: got %+v, want created", second.res)
+	}
+	limited.refusal(t, flow.CodeRateLimited)
+	// Debt 1h at 0, 44m + 1h at 16m, 88m at 32m: a start is possible once
+	// the debt is down to 1h (burst 2), 28 min away.
+	wantEqual(t, "retryAfter", limited.res.RetryAfter, 28*time.Minute)
+	wantEqual(t, "preflights by 32m (the limited start asked Planbok nothing)", preflightsAt32, 2)
+	if g := replay.created(t); g.ID != f.ID || replay.res.Created {
+		t.Errorf("replay over the quota: got %s created=%v, want %s", g.ID, replay.res.Created, f.ID)
+	}
+	if !later.res.Created {
+		t.Errorf("at 60m: got %+v, want a new flow", later.res)
+	}
+}
+
+// The bucket outlives the run: continue-as-new carries it, and the run
+// does not complete idle before the bucket has refilled, so a new run
+// (which starts full) forgets nothing.
+func TestCustomer_QuotaOutlivesTheRun(t *testing.T) {
+	q := flow.Quota{Every: time.Hour, Burst: 1}
+	t.Run("carried bucket refuses", func(t *testing.T) {
+		ct := newCustomerTest(t)
+		ct.in.Quota = flow.QuotaBucket{Debt: time.Hour, At: t0, Limit: q}
+		r := request(flow.KindUpdatePIN, "", "")
+		r.Quota = q
+		out := ct.start(0, r)
+		if err := ct.run(); err != nil {
+			t.Fatalf("workflow error: got %v, want nil", err)
+		}
+		out.refusal(t, flow.CodeRateLimited)
+		wantEqual(t, "retryAfter", out.res.RetryAfter, time.Hour)
+	})
+	t.Run("idle completion waits for the refill", func(t *testing.T) {
+		ct := newCustomerTest(t)
+		ct.in.IdleTimeout = 10 * time.Minute
+		r := request(flow.KindUpdatePIN, "", "")
+		r.Quota = q
+		ct.start(0, r)
+		if err := ct.run(); err != nil {
+			t.Fatalf("workflow error: got %v, want nil", err)
+		}
+		// The flow expires at 15m; the bucket is full at 60m, not 25m.
+		wantEqual(t, "completed after", ct.env.Now().Sub(t0), time.Hour)
+	})
 }
 
 func TestCustomer_IdempotencyReplayAndReuse(t *testing.T) {
@@ -490,6 +650,8 @@ func TestCustomer_ContinueAsNew(t *testing.T) {
 	}
 	wantStatus(t, next.RecentKeys[0].Flow, flow.StatusCancelled, flow.CodeCancelled)
 	wantEqual(t, "continued at", ct.env.Now().Sub(t0), time.Minute)
+	// One flow created at 2s: the bucket carries it.
+	wantEqual(t, "carried quota", next.Quota, flow.QuotaBucket{Debt: testQuota.Every, At: at(2 * time.Second), Limit: testQuota})
 }
 
 // cancelFlow cancels a child flow by update at offset d.

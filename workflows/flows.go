@@ -14,31 +14,21 @@ import (
 	"github.com/custodyflows/custodyflows/flow"
 )
 
-// definition is what differs between the six flows; the shared loop in
-// loop.go does everything else.
+// definition is what the shared loop in loop.go needs to know of a flow
+// kind; it comes from the kind's row in flow.Specs, which every package
+// reads.
 type definition struct {
 	Kind flow.Kind
 	// Summary names the flow in logs and audit rows.
 	Summary string
 }
 
-// definitions has one row per flow kind, in flow.Kinds order.
-var definitions = [...]definition{
-	{Kind: flow.KindInitialize, Summary: "PIN setup"},
-	{Kind: flow.KindRecovery, Summary: "recovery setup"},
-	{Kind: flow.KindUpdatePIN, Summary: "PIN update"},
-	{Kind: flow.KindResetPIN, Summary: "PIN reset"},
-	{Kind: flow.KindExportPrivateKeys, Summary: "private key export"},
-	{Kind: flow.KindCreateWallets, Summary: "wallet creation"},
-}
-
 func definitionOf(k flow.Kind) definition {
-	for _, d := range definitions {
-		if d.Kind == k {
-			return d
-		}
+	spec, ok := flow.SpecOf(k)
+	if !ok {
+		panic("workflows: no definition for flow kind " + string(k))
 	}
-	panic("workflows: no definition for flow kind " + string(k))
+	return definition{Kind: k, Summary: spec.Summary}
 }
 
 // Initialize runs a PIN setup flow (registered as flow.WorkflowInitialize).

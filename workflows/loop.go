@@ -187,7 +187,8 @@ func (r *flowRun) createChallenge() (flow.Challenge, *flow.Error) {
 		IdempotencyKey: challengeKey(r.f.ID),
 	}
 	var ch flow.Challenge
-	ctx := workflow.WithActivityOptions(r.ctx, planbokOptions())
+	// Within what the start's Planbok budget left after Preflight.
+	ctx := workflow.WithActivityOptions(r.ctx, startPlanbokOptions(r.ctx, r.in.PlanbokDeadline))
 	if err := workflow.ExecuteActivity(ctx, flow.ActivityCreateChallenge, in).Get(ctx, &ch); err != nil {
 		ferr := activityError(err)
 		r.logger.Warn("Create challenge failed.", "code", string(ferr.Code), "error", err)
@@ -326,8 +327,10 @@ func (r *flowRun) end(status flow.Status, ferr *flow.Error) {
 		// Sync first, so that when the store shows the flow completed it
 		// also shows the security status the flow produced.
 		res = r.sync(flow.SyncCustomerInput{CustomerID: r.f.CustomerID, Kind: r.f.Kind, FlowID: r.f.ID, At: at})
-		r.f.CompletedAt = &at
 	}
+	// completedAt is when the flow ended, whatever the end (API.md): the
+	// same in the store's rows and in the workflow's own view.
+	r.f.CompletedAt = &at
 	r.moveTo(status, ferr)
 	r.logger.Info("Flow ended.", "flow", r.def.Summary, "status", string(status))
 	r.audit()
@@ -343,6 +346,10 @@ func (r *flowRun) end(status flow.Status, ferr *flow.Error) {
 		event = r.f.Kind.EventType()
 	}
 	r.notify(event, res.Security)
+	if flow.StartsExportHold(r.f.Kind, status, res.Security) &&
+		workflow.GetVersion(r.ctx, versionExportHoldEvent, workflow.DefaultVersion, 1) == 1 {
+		r.notify(flow.EventExportHoldStarted, res.Security)
+	}
 	if res.LockedOutNow {
 		r.notify(flow.EventLockedOut, res.Security)
 	}
@@ -376,6 +383,10 @@ func (r *flowRun) moveTo(next flow.Status, ferr *flow.Error) {
 // versionFreeSlotFirst marks flows that signal the customer workflow before
 // recording their end (histories before it recorded first).
 const versionFreeSlotFirst = "free-slot-before-recording-end"
+
+// versionExportHoldEvent marks flows that send customer.export_hold_started
+// after a completed reset under an export hold.
+const versionExportHoldEvent = "export-hold-started-event"
 
 // record writes f to the store's flow index.
 func (r *flowRun) record(f flow.Flow) {

@@ -261,9 +261,9 @@ func TestFlow_Failed(t *testing.T) {
 			got := ft.run()
 
 			wantStatus(t, got, flow.StatusFailed, flow.CodeChallengeFailed)
-			if got.CompletedAt != nil {
-				t.Errorf("completedAt: got %v, want nil", got.CompletedAt)
-			}
+			// completedAt is when the flow ended, whatever the end, as
+			// the store keeps it.
+			wantEqual(t, "completedAt", got.CompletedAt, ptr(at(20*time.Second)))
 			wantEqual(t, "recorded", ft.fakes.recordedStatuses(), []flow.Status{flow.StatusStarting, flow.StatusAwaitingUser, flow.StatusFailed})
 			wantEqual(t, "parent signals", ft.parent.statuses(), []flow.Status{flow.StatusAwaitingUser, flow.StatusFailed})
 			// A failed flow syncs without a kind: nothing was set up.
@@ -300,6 +300,7 @@ func TestFlow_Expired(t *testing.T) {
 
 			wantStatus(t, got, flow.StatusExpired, flow.CodeChallengeExpired)
 			wantEqual(t, "updatedAt", got.UpdatedAt, at(15*time.Minute))
+			wantEqual(t, "completedAt", got.CompletedAt, ptr(at(15*time.Minute)))
 			gets := ft.fakes.gets
 			if n := len(gets); n < 2 || gets[n-1] != 15*time.Minute {
 				t.Errorf("last GetChallenge: got %v, want one at 15m", gets)

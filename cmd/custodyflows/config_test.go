@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/custodyflows/custodyflows/api"
+	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/workflows"
 )
 
@@ -145,10 +146,14 @@ func TestAbsoluteURL_DoesNotEchoTheValue(t *testing.T) {
 	}
 }
 
-// A start waits for Preflight and CreateChallenge in turn: both, retries
-// included, must fit in the API's request timeout, so a hanging Planbok
-// answers 502 planbok_unavailable rather than 503.
+// A start's Planbok calls, retries included, share one budget that ends
+// before the API's request timeout, so a hanging Planbok answers 502
+// planbok_unavailable rather than 503. (Flows started before the budget
+// keep two calls of workflows.PlanbokCallLimit.)
 func TestTimeouts_PlanbokCallsFitInAStartRequest(t *testing.T) {
+	if flow.PlanbokBudget(api.DefaultRequestTimeout) >= api.DefaultRequestTimeout {
+		t.Fatalf("Planbok budget %s does not fit in the API's %s", flow.PlanbokBudget(api.DefaultRequestTimeout), api.DefaultRequestTimeout)
+	}
 	if 2*workflows.PlanbokCallLimit >= api.DefaultRequestTimeout {
 		t.Fatalf("2 × %s of Planbok calls does not fit in the API's %s", workflows.PlanbokCallLimit, api.DefaultRequestTimeout)
 	}

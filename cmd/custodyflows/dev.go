@@ -21,6 +21,7 @@ import (
 
 	"github.com/custodyflows/custodyflows/api"
 	"github.com/custodyflows/custodyflows/codec"
+	"github.com/custodyflows/custodyflows/demo"
 	"github.com/custodyflows/custodyflows/devstack"
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/planbok"
@@ -48,6 +49,7 @@ type devConfig struct {
 	SandboxKDF       string
 	SandboxRateLimit bool
 	Log              logConfig
+	ExportHold       time.Duration
 }
 
 func parseDevConfig(args []string, e env) (devConfig, error) {
@@ -69,6 +71,7 @@ func parseDevConfig(args []string, e env) (devConfig, error) {
 	fs.StringVar(&c.SandboxKDF, "sandbox-kdf", "default", "Argon2id cost in the sandbox: default (64 MiB, like a real Gateway) or light (fast, for tests)")
 	fs.BoolVar(&c.SandboxRateLimit, "sandbox-rate-limit", true, "enforce Planbok's rate limits in the sandbox (10 POST/s, 20 GET/s)")
 	c.Log.register(fs)
+	fs.DurationVar(&c.ExportHold, "export-hold", 0, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off")
 	if err := parseFlags(fs, args, e.lookup); err != nil {
 		return c, err
 	}
@@ -113,6 +116,9 @@ func (c devConfig) validate() error {
 	}
 	if err := c.Notify.validate(true); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ExportHold < 0 {
+		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", c.ExportHold))
 	}
 	return errors.Join(errs...)
 }
@@ -257,10 +263,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	pb := planbok.New(m.SandboxURL, cfg.PlanbokAPIKey)
-	acts, err := newActivities(pb, m.Store, cfg.Notify, m.log)
+	// Without a notify URL, the app's events go to the demo's receiver so
+	// the demo page shows them.
+	events := cfg.Notify
+	if events.URL == "" {
+		events = notifyConfig{URL: m.APIURL + demo.NotifyPath, Secret: secretFlag{devNotifySecret}}
+	}
+	acts, err := newActivities(pb, m.Store, events, m.log)
 	if err != nil {
 		return err
 	}
+	acts.ExportHold = cfg.ExportHold
 	m.worker, err = worker.New(m.Client, worker.Options{TaskQueue: cfg.TaskQueue, Activities: acts, Logger: m.log})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -281,9 +294,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		TaskQueue:          cfg.TaskQueue,
 		Namespace:          cfg.Namespace,
 		// dev: the codec endpoint is open to the local UI, like the UI itself.
-		Codec:    codec.Handler(payloadCodec, codec.HandlerOptions{AllowedOrigins: origins}),
-		Registry: registry,
-		Logger:   m.log,
+		Codec:      codec.Handler(payloadCodec, codec.HandlerOptions{AllowedOrigins: origins}),
+		Registry:   registry,
+		Logger:     m.log,
+		ExportHold: cfg.ExportHold,
 		Ready: func(context.Context) error {
 			if !m.workerUp.Load() {
 				return errors.New("worker not running")
@@ -294,7 +308,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	m.serve(apiLn, server.Handler())
+	demoOpts := demo.Options{APIURL: m.APIURL, APIKey: cfg.APIKey, TemporalUIURL: m.UIURL, Namespace: cfg.Namespace, Logger: m.log}
+	if cfg.Notify.URL == "" {
+		demoOpts.NotifySecret = events.Secret.value
+	} else {
+		demoOpts.EventsElsewhere = cfg.Notify.URL
+	}
+	demoApp, err := demo.New(demoOpts)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	m.serve(apiLn, demo.Mount(server.Handler(), demoApp))
 
 	if err := waitReady(ctx, m.APIURL+"/readyz", 30*time.Second); err != nil {
 		return err
@@ -331,6 +355,7 @@ func (m *Main) printBanner() {
 	}
 	fmt.Fprintf(m.stdout, `custodyflows dev is ready
 
+  Demo app      %s/demo   (click through every flow)
   API           %s   (Authorization: Bearer %s)
   Gateway       %s   (the Planbok sandbox)
   Temporal UI   %s
@@ -338,7 +363,7 @@ func (m *Main) printBanner() {
   Data          %s
 
 Try: curl -s -H 'Authorization: Bearer %s' -d '{"name":"Ada","refId":"user-1"}' %s/v1/customers
-`, m.APIURL, m.cfg.APIKey, m.SandboxURL, ui, m.TemporalURL, m.cfg.Namespace, m.cfg.DataDir, m.cfg.APIKey, m.APIURL)
+`, m.APIURL, m.APIURL, m.cfg.APIKey, m.SandboxURL, ui, m.TemporalURL, m.cfg.Namespace, m.cfg.DataDir, m.cfg.APIKey, m.APIURL)
 	if m.cfg.Notify.URL != "" && m.cfg.Notify.Secret.value == devNotifySecret {
 		fmt.Fprintf(m.stdout, "\nEvents for the app go to %s, signed with %s\n", m.cfg.Notify.URL, devNotifySecret)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/custodyflows/custodyflows/activities"
 	"github.com/custodyflows/custodyflows/api"
 	"github.com/custodyflows/custodyflows/codec"
+	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/notify"
 	"github.com/custodyflows/custodyflows/planbok"
 	"github.com/custodyflows/custodyflows/store"
@@ -34,6 +35,7 @@ type serviceConfig struct {
 	DB          string
 	PayloadKeys secretFlag
 	Log         logConfig
+	ExportHold  time.Duration
 }
 
 func (s *serviceConfig) register(fs *flag.FlagSet) {
@@ -42,10 +44,14 @@ func (s *serviceConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.DB, "db", "./.data/custodyflows.db", "path of the app's SQLite database (security status, flow index, webhook inbox, audit log)")
 	fs.Var(&s.PayloadKeys, "payload-keys", "payload encryption keys, id:<base64 32 bytes>[,id:…]; the first encrypts, all decrypt (rotation)")
 	s.Log.register(fs)
+	fs.DurationVar(&s.ExportHold, "export-hold", flow.DefaultExportHold, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off. Give api and worker the same value")
 }
 
 func (s serviceConfig) validate() error {
 	errs := []error{s.Temporal.validate(), s.Planbok.validate()}
+	if s.ExportHold < 0 {
+		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", s.ExportHold))
+	}
 	if s.DB == "" {
 		errs = append(errs, errors.New("--db must not be empty"))
 	}
@@ -185,6 +191,7 @@ func runAPI(ctx context.Context, args []string, e env) error {
 		Namespace:            cfg.Temporal.Namespace,
 		StartQuota:           rate.Every(time.Hour / time.Duration(cfg.StartQuota)),
 		StartBurst:           cfg.StartQuota,
+		ExportHold:           cfg.ExportHold,
 		Codec: codec.Handler(c.codec, codec.HandlerOptions{
 			AllowedOrigins: cfg.CodecOrigins,
 			// It decrypts histories: the same keys as the API.
@@ -241,6 +248,7 @@ func runWorker(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	acts.ExportHold = cfg.ExportHold
 	w, err := worker.New(c.client, worker.Options{TaskQueue: cfg.Temporal.TaskQueue, Activities: acts, Logger: c.log})
 	if err != nil {
 		return err
