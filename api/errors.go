@@ -48,6 +48,7 @@ var statusByCode = map[flow.Code]int{
 	flow.CodePlanbokRejected:      http.StatusBadGateway,
 	flow.CodeCancelled:            http.StatusConflict,
 	flow.CodeExportOnHold:         http.StatusConflict,
+	flow.CodeFlowOutcomeUnknown:   http.StatusConflict,
 }
 
 // StatusForCode returns the HTTP status for an error code: 500 for codes it

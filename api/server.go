@@ -217,6 +217,7 @@ func (s *Server) routes() *gin.Engine {
 	}
 	v1.GET("/flows/:flowId", s.getFlow)
 	v1.POST("/flows/:flowId/cancel", s.cancelFlow)
+	s.reconcileRoutes(v1)
 	return e
 }
 

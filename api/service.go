@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 )
 
@@ -30,16 +32,43 @@ func (s *Server) healthz(c *gin.Context) {
 
 const readyCheckTimeout = 3 * time.Second
 
-// readiness is the body of /readyz. Checks say "ok" or "unavailable";
-// the reasons go to the log only, as they may name hosts or files.
+// readiness is the body of /readyz. Checks say "ok" or "unavailable"
+// (checks.worker: "ok", "no_pollers" or "unknown"); the reasons go to the
+// log only, as they may name hosts or files.
 type readiness struct {
 	Status string            `json:"status"`
 	Checks map[string]string `json:"checks"`
 }
 
+// WriteProber is a store that can prove it still accepts writes (a disk
+// that is full or remounted read-only still answers a ping). When the Store
+// implements it, /readyz writes through it instead of pinging.
+type WriteProber interface {
+	ProbeWrite(ctx context.Context) error
+}
+
+// taskQueueDescriber is the part of the Temporal client that tells whether
+// a worker polls a task queue; client.Client has it, test fakes may not.
+type taskQueueDescriber interface {
+	DescribeTaskQueue(ctx context.Context, taskQueue string, taskQueueType enumspb.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error)
+}
+
+// errNoPollers says no worker polled the task queue lately.
+var errNoPollers = errors.New("no worker polls the task queue")
+
+// readyz answers 200 while the database takes writes and Temporal answers,
+// 503 otherwise. Whether a worker polls the task queue is reported as
+// checks.worker ("ok" or "no_pollers") without failing readiness: the API
+// still takes webhooks and answers reads without one, and pulling every API
+// replica out of a load balancer because the workers are down would lose
+// those too.
 func (s *Server) readyz(c *gin.Context) {
+	database := s.store.Ping
+	if p, ok := s.store.(WriteProber); ok {
+		database = p.ProbeWrite
+	}
 	checks := map[string]func(context.Context) error{
-		"database": s.store.Ping,
+		"database": database,
 		"temporal": func(ctx context.Context) error {
 			_, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -47,6 +76,20 @@ func (s *Server) readyz(c *gin.Context) {
 	}
 	if s.cfg.Ready != nil {
 		checks["service"] = s.cfg.Ready
+	}
+	informational := map[string]bool{}
+	if d, ok := s.temporal.(taskQueueDescriber); ok {
+		informational["worker"] = true
+		checks["worker"] = func(ctx context.Context) error {
+			resp, err := d.DescribeTaskQueue(ctx, s.cfg.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+			if err != nil {
+				return err
+			}
+			if len(resp.GetPollers()) == 0 {
+				return errNoPollers
+			}
+			return nil
+		}
 	}
 	type result struct {
 		name string
@@ -64,7 +107,15 @@ func (s *Server) readyz(c *gin.Context) {
 	for range checks {
 		r := <-results
 		body.Checks[r.name] = "ok"
-		if r.err != nil {
+		switch {
+		case r.err == nil:
+		case informational[r.name]:
+			body.Checks[r.name] = "unknown"
+			if errors.Is(r.err, errNoPollers) {
+				body.Checks[r.name] = "no_pollers"
+			}
+			s.logger.WarnContext(c.Request.Context(), "readiness: no worker seen", "check", r.name, "taskQueue", s.cfg.TaskQueue, "err", r.err.Error())
+		default:
 			body.Status, body.Checks[r.name] = "unavailable", "unavailable"
 			s.logger.WarnContext(c.Request.Context(), "readiness check failed", "check", r.name, "err", r.err.Error())
 		}

@@ -205,3 +205,41 @@ func TestHandler_UnknownKeyErrorHidesNothingSecret(t *testing.T) {
 		t.Errorf("got %q, want it to name the unknown key id", got)
 	}
 }
+
+// The Temporal UI sends no header of its own, only cookies: an operator
+// signs in once with the token, then the cookie opens the endpoint. A
+// wrong token sets no cookie.
+func TestHandler_LoginCookie(t *testing.T) {
+	c := mustCodec(t, mustKey(t, "k1"))
+	srv := newHandlerServer(t, c)
+	body := []byte(`{"payloads":[]}`)
+	if resp, _ := post(t, srv.URL+"/codec/default/decode", body, map[string]string{"Cookie": CookieName + "=ops-token-guess"}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("decode with a wrong cookie: got %d, want 401", resp.StatusCode)
+	}
+	for token, want := range map[string]int{"wrong": http.StatusUnauthorized, "ops-token": http.StatusOK} {
+		resp, err := http.PostForm(srv.URL+"/codec/login", map[string][]string{"token": {token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var cookie *http.Cookie
+		for _, ck := range resp.Cookies() {
+			if ck.Name == CookieName {
+				cookie = ck
+			}
+		}
+		if resp.StatusCode != want || (want == http.StatusOK) != (cookie != nil) {
+			t.Fatalf("login with %q: got %d, cookie %v; want %d", token, resp.StatusCode, cookie, want)
+		}
+		if cookie == nil {
+			continue
+		}
+		if !cookie.HttpOnly {
+			t.Error("cookie readable by scripts")
+		}
+		resp, _ = post(t, srv.URL+"/codec/default/decode", body, map[string]string{"Cookie": cookie.Name + "=" + cookie.Value, "Origin": uiOrigin})
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("decode with the cookie: got %d (credentials %q), want 200 with credentials allowed", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Credentials"))
+		}
+	}
+}

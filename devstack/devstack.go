@@ -11,7 +11,8 @@
 // State lives in <DataDir>/temporal.db, so a Stop followed by a Start on the
 // same directory, in this process or the next, resumes every workflow where
 // it was. Only one Server may use a DataDir at a time. The server has no
-// authentication and no TLS, which is why it only listens on loopback.
+// authentication and, unless Config.TLS is set, no TLS, which is why it only
+// listens on loopback.
 //
 // The server's SQLite plugin keeps one connection per database file open
 // until the process exits, even after Stop; deleting a DataDir and reusing
@@ -21,6 +22,8 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -49,6 +52,7 @@ import (
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -99,6 +103,24 @@ type Config struct {
 	// LogLevel is the embedded server's minimum level: debug, info, warn or
 	// error; default warn, because the server is very noisy at info.
 	LogLevel string
+	// TLS, when set, serves the frontend over TLS, for tests of clients
+	// that connect securely. The UI is not offered with it (UIPort 0).
+	TLS *TLS
+}
+
+// TLS is the frontend's TLS. The server's own clients (its system worker,
+// Start's readiness check) present CertFile too and verify ServerName, so
+// the certificate must allow both server and client authentication.
+type TLS struct {
+	// CertFile and KeyFile are the frontend's certificate and key (PEM).
+	CertFile, KeyFile string
+	// CAFile is the CA (PEM) that signed CertFile and, with
+	// RequireClientCert, the one clients' certificates must chain to.
+	CAFile string
+	// ServerName is a DNS name CertFile carries.
+	ServerName string
+	// RequireClientCert turns on mutual TLS.
+	RequireClientCert bool
 }
 
 // Server is a running embedded Temporal server and, optionally, its Web UI.
@@ -106,6 +128,7 @@ type Server struct {
 	server       temporal.Server
 	ui           *uiserver.Server
 	uiDone       chan struct{}
+	tls          *TLS
 	frontendAddr string
 	uiURL        string
 	namespace    string
@@ -179,6 +202,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if t := cfg.TLS; t != nil {
+		client := config.ClientTLS{ServerName: t.ServerName, RootCAFiles: []string{t.CAFile}}
+		srvCfg.Global.TLS.Frontend = config.GroupTLS{
+			Server: config.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFiles: []string{t.CAFile}, RequireClientAuth: t.RequireClientCert},
+			Client: client,
+		}
+		srvCfg.Global.TLS.SystemWorker = config.WorkerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, Client: client}
+	}
 	srv, err := startTemporal(
 		temporal.WithConfig(srvCfg),
 		temporal.ForServices(temporal.DefaultServices),
@@ -191,6 +222,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s := &Server{
 		server:       srv,
+		tls:          cfg.TLS,
 		frontendAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(frontendPort)),
 		namespace:    cfg.Namespace,
 		logger:       cfg.Logger,
@@ -270,6 +302,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.UIPort < -1 || c.UIPort > 65535 {
 		return fmt.Errorf("ui port %d out of range", c.UIPort)
+	}
+	if c.TLS != nil && c.UIPort != 0 {
+		return errors.New("the UI is not offered with TLS: set UIPort 0")
 	}
 	if c.Namespace == "" {
 		c.Namespace = defaultNamespace
@@ -502,7 +537,15 @@ func startTemporal(opts ...temporal.ServerOption) (srv temporal.Server, err erro
 // waitReady polls the frontend over plain gRPC, as any client would, until
 // it describes the namespace; then it applies a changed retention.
 func (s *Server) waitReady(ctx context.Context, retention time.Duration) error {
-	conn, err := grpc.NewClient(s.frontendAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if s.tls != nil {
+		c, err := s.tls.clientConfig()
+		if err != nil {
+			return err
+		}
+		creds = credentials.NewTLS(c)
+	}
+	conn, err := grpc.NewClient(s.frontendAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("dial frontend: %w", err)
 	}
@@ -537,6 +580,23 @@ func (s *Server) waitReady(ctx context.Context, retention time.Duration) error {
 		s.logger.Info("updated namespace retention", "namespace", s.namespace, "from", got, "to", retention)
 	}
 	return nil
+}
+
+// clientConfig is the TLS of the server's own client: its certificate, its CA.
+func (t *TLS) clientConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls certificate: %w", err)
+	}
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls ca %s: no PEM certificate", t.CAFile)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: t.ServerName, MinVersion: tls.VersionTLS12}, nil
 }
 
 // startUI runs the Web UI in a goroutine (its Start blocks) and waits until

@@ -55,6 +55,11 @@ const (
 	CodePlanbokRejected Code = "planbok_rejected"
 	// CodeCancelled: the app cancelled the flow.
 	CodeCancelled Code = "cancelled"
+	// CodeFlowOutcomeUnknown: the reconciler found the flow's row active
+	// while its workflow had ended without a result (terminated, timed
+	// out) or was gone (past the namespace's retention), so how the flow
+	// ended cannot be known; the row is marked failed with this code.
+	CodeFlowOutcomeUnknown Code = "flow_outcome_unknown"
 )
 
 // Codes lists every code, for tests that keep tables complete.
@@ -66,6 +71,7 @@ var Codes = []Code{
 	CodePayloadTooLarge, CodeNotFound, CodeInternal,
 	CodeChallengeFailed, CodeChallengeExpired, CodePlanbokRejected, CodeCancelled,
 	CodeExportOnHold, CodeOverloaded,
+	CodeFlowOutcomeUnknown,
 }
 
 // Error is the one coded error type of custodyflows. Message is a sentence a

@@ -19,6 +19,7 @@ const (
 	WorkflowExportPrivateKeys = "ExportPrivateKeys"
 	WorkflowCreateWallets     = "CreateWallets"
 	WorkflowNotifyApp         = "NotifyApp"
+	WorkflowReconcile         = "Reconcile"
 )
 
 // Registered Temporal activity type names: do not change.
@@ -30,6 +31,12 @@ const (
 	ActivitySyncCustomer    = "SyncCustomer"
 	ActivityRecordAudit     = "RecordAudit"
 	ActivityDeliverEvent    = "DeliverEvent"
+
+	// The reconciler's activities (see ReconcileTaskQueue).
+	ActivityListCustomerIDs   = "ListCustomerIDs"
+	ActivityReconcileCustomer = "ReconcileCustomer"
+	ActivityListActiveFlows   = "ListActiveFlows"
+	ActivityRepairFlow        = "RepairFlow"
 )
 
 // Signal, query and update names: do not change.
@@ -53,6 +60,9 @@ const (
 	UpdateStartFlow = "start-flow"
 	// UpdateCancel cancels a flow workflow and returns its final Flow.
 	UpdateCancel = "cancel"
+	// QueryReconcileReport returns a Reconcile workflow's ReconcileReport
+	// so far.
+	QueryReconcileReport = "reconcile-report"
 )
 
 // DefaultTaskQueue is the task queue workers poll unless configured

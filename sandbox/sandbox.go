@@ -215,6 +215,7 @@ func (s *Sandbox) routes() {
 	helper := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, s.authed(h)) }
 	helper("POST /sandbox/v1/challenges/{challengeId}/complete", s.helperComplete)
 	helper("GET /sandbox/v1/customers/{id}/email-code", s.helperEmailCode)
+	helper("POST /sandbox/v1/customers/{id}/external-flow", s.helperExternalFlow)
 	helper("PUT /sandbox/v1/faults", s.helperSetFaults)
 	helper("GET /sandbox/v1/faults", s.helperGetFaults)
 	helper("/sandbox/v1/", func(w http.ResponseWriter, r *http.Request) {

@@ -82,12 +82,12 @@ func activityRegistrations(a *activities.Activities) []registration {
 }
 
 // Names returns the registered workflow and activity type names, in
-// registration order.
+// registration order (the reconciler's, on their own task queue, last).
 func Names() (workflowNames, activityNames []string) {
-	for _, r := range workflows.All() {
+	for _, r := range append(workflows.All(), reconcileWorkflows()...) {
 		workflowNames = append(workflowNames, r.Name)
 	}
-	for _, r := range activityRegistrations(&activities.Activities{}) {
+	for _, r := range append(activityRegistrations(&activities.Activities{}), reconcileRegistrations(&activities.Reconciler{})...) {
 		activityNames = append(activityNames, r.Name)
 	}
 	return workflowNames, activityNames

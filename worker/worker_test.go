@@ -64,10 +64,12 @@ func TestNames_CoverFlowConstants(t *testing.T) {
 	wantWorkflows := []string{
 		flow.WorkflowCustomer, flow.WorkflowInitialize, flow.WorkflowRecovery, flow.WorkflowUpdatePIN,
 		flow.WorkflowResetPIN, flow.WorkflowExportPrivateKeys, flow.WorkflowCreateWallets, flow.WorkflowNotifyApp,
+		flow.WorkflowReconcile,
 	}
 	wantActivities := []string{
 		flow.ActivityPreflight, flow.ActivityCreateChallenge, flow.ActivityGetChallenge, flow.ActivityRecordFlow,
 		flow.ActivitySyncCustomer, flow.ActivityRecordAudit, flow.ActivityDeliverEvent,
+		flow.ActivityListCustomerIDs, flow.ActivityReconcileCustomer, flow.ActivityListActiveFlows, flow.ActivityRepairFlow,
 	}
 	for _, tt := range []struct {
 		what      string

@@ -8,36 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/custodyflows/custodyflows/flow"
 )
-
-// temporalConfig says where the Temporal server is.
-type temporalConfig struct {
-	Address   string
-	Namespace string
-	TaskQueue string
-}
-
-func (t *temporalConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.Address, "temporal-address", "127.0.0.1:7233", "Temporal frontend host:port")
-	fs.StringVar(&t.Namespace, "namespace", "default", "Temporal namespace")
-	fs.StringVar(&t.TaskQueue, "task-queue", flow.DefaultTaskQueue, "Temporal task queue of the worker")
-}
-
-func (t temporalConfig) validate() error {
-	var errs []error
-	if _, _, err := net.SplitHostPort(t.Address); err != nil {
-		errs = append(errs, fmt.Errorf("--temporal-address must be host:port, got %q", t.Address))
-	}
-	if t.Namespace == "" {
-		errs = append(errs, errors.New("--namespace must not be empty"))
-	}
-	if t.TaskQueue == "" {
-		errs = append(errs, errors.New("--task-queue must not be empty"))
-	}
-	return errors.Join(errs...)
-}
 
 // planbokConfig says how to reach Planbok (or the sandbox).
 type planbokConfig struct {

@@ -3,32 +3,25 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/custodyflows/custodyflows/api"
 	"github.com/custodyflows/custodyflows/codec"
 	"github.com/custodyflows/custodyflows/demo"
 	"github.com/custodyflows/custodyflows/devstack"
 	"github.com/custodyflows/custodyflows/flow"
-	"github.com/custodyflows/custodyflows/planbok"
 	"github.com/custodyflows/custodyflows/sandbox"
 	"github.com/custodyflows/custodyflows/sandbox/keys"
 	"github.com/custodyflows/custodyflows/store"
-	"github.com/custodyflows/custodyflows/worker"
 )
 
 // devConfig configures `custodyflows dev`.
@@ -50,6 +43,7 @@ type devConfig struct {
 	SandboxRateLimit bool
 	Log              logConfig
 	ExportHold       time.Duration
+	Reconcile        reconcileConfig
 }
 
 func parseDevConfig(args []string, e env) (devConfig, error) {
@@ -72,6 +66,7 @@ func parseDevConfig(args []string, e env) (devConfig, error) {
 	fs.BoolVar(&c.SandboxRateLimit, "sandbox-rate-limit", true, "enforce Planbok's rate limits in the sandbox (10 POST/s, 20 GET/s)")
 	c.Log.register(fs)
 	fs.DurationVar(&c.ExportHold, "export-hold", 0, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off")
+	c.Reconcile.register(fs)
 	if err := parseFlags(fs, args, e.lookup); err != nil {
 		return c, err
 	}
@@ -120,6 +115,7 @@ func (c devConfig) validate() error {
 	if c.ExportHold < 0 {
 		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", c.ExportHold))
 	}
+	errs = append(errs, c.Reconcile.validate())
 	return errors.Join(errs...)
 }
 
@@ -143,7 +139,10 @@ func runDev(ctx context.Context, args []string, e env) error {
 }
 
 // Main is `custodyflows dev`: every part of the product in one process,
-// wired to each other. Tests start it on free ports.
+// wired to each other. The api and worker services are the very ones the
+// `api` and `worker` commands build (newAPIService, newWorkerService), on
+// the embedded Temporal server and the sandbox. Tests start it on free
+// ports.
 type Main struct {
 	cfg    devConfig
 	log    *slog.Logger
@@ -161,12 +160,12 @@ type Main struct {
 	Temporal *devstack.Server
 	Client   client.Client
 
-	worker    sdkworker.Worker
-	workerUp  atomic.Bool // read by /readyz from request goroutines
-	metrics   io.Closer
-	servers   []*http.Server
-	listeners []net.Listener
-	closed    bool
+	deps       *deps
+	worker     *workerService
+	api        *apiService
+	sandboxSrv *httpService
+	listeners  []net.Listener
+	closed     bool
 }
 
 // NewMain returns a Main for cfg; Run starts it.
@@ -174,12 +173,24 @@ func NewMain(cfg devConfig, logger *slog.Logger, stdout io.Writer) *Main {
 	return &Main{cfg: cfg, log: logger, stdout: stdout}
 }
 
+// defaultsOf returns a config with the defaults its flags declare: dev
+// starts from the same values as the `api` and `worker` commands and sets
+// only what it wires differently, so a new option is wired once.
+func defaultsOf[T any, P interface {
+	*T
+	register(*flag.FlagSet)
+}]() T {
+	var c T
+	P(&c).register(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	return c
+}
+
 // Run starts everything and returns once the API answers /readyz with 200.
 // Close stops what Run started, also after a failed Run.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg := m.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	if err := checkWritableDir(cfg.DataDir); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
 	}
 
 	// Listen first: the sandbox needs the intake's URL, the UI the codec's.
@@ -194,24 +205,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.APIURL = "http://" + apiLn.Addr().String()
 	m.SandboxURL = "http://" + sandboxLn.Addr().String()
 
-	if m.Store, err = store.Open(ctx, filepath.Join(cfg.DataDir, "custodyflows.db")); err != nil {
-		return fmt.Errorf("open app database: %w", err)
-	}
-
 	payloadKeys, err := codec.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "payload-keys"))
 	if err != nil {
 		return fmt.Errorf("payload keys: %w", err)
 	}
-	payloadCodec, err := codec.New(payloadKeys)
-	if err != nil {
-		return fmt.Errorf("payload codec: %w", err)
-	}
 
-	uiPort := cfg.UIPort
 	m.Temporal, err = devstack.Start(ctx, devstack.Config{
 		DataDir:       cfg.DataDir,
 		FrontendPort:  cfg.TemporalPort,
-		UIPort:        uiPort,
+		UIPort:        cfg.UIPort,
 		Namespace:     cfg.Namespace,
 		CodecEndpoint: m.APIURL + "/codec",
 		Logger:        m.log,
@@ -241,73 +243,56 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start sandbox: %w", err)
 	}
-	m.serve(sandboxLn, m.Sandbox)
+	m.sandboxSrv = newHTTPService("sandbox", sandboxLn, m.Sandbox, sandboxTimeouts, sandboxTimeouts.Write, m.log)
+	m.sandboxSrv.Start()
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sdkMetrics, metricsCloser, err := worker.NewMetricsHandler(registry)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+	// What `api` and `worker` read from flags, dev knows.
+	svc := defaultsOf[serviceConfig]()
+	svc.Temporal.Address = m.TemporalURL
+	svc.Temporal.Namespace = cfg.Namespace
+	svc.Temporal.TaskQueue = cfg.TaskQueue
+	svc.Planbok.URL = m.SandboxURL
+	svc.Planbok.APIKey.value = cfg.PlanbokAPIKey
+	svc.DB = filepath.Join(cfg.DataDir, "custodyflows.db")
+	svc.keys = payloadKeys
+	svc.Log = cfg.Log
+	svc.ExportHold = cfg.ExportHold
+	if m.deps, err = openDeps(ctx, svc, m.log); err != nil {
+		return err
 	}
-	m.metrics = metricsCloser
+	m.Store, m.Client = m.deps.store, m.deps.client
 
-	m.Client, err = client.DialContext(ctx, worker.ClientOptions(worker.ClientConfig{
-		HostPort:  m.TemporalURL,
-		Namespace: cfg.Namespace,
-		Codec:     payloadCodec,
-		Logger:    m.log,
-		Metrics:   sdkMetrics,
-	}))
-	if err != nil {
-		return fmt.Errorf("connect to Temporal: %w", err)
-	}
-
-	pb := planbok.New(m.SandboxURL, cfg.PlanbokAPIKey)
 	// Without a notify URL, the app's events go to the demo's receiver so
 	// the demo page shows them.
 	events := cfg.Notify
 	if events.URL == "" {
 		events = notifyConfig{URL: m.APIURL + demo.NotifyPath, Secret: secretFlag{devNotifySecret}}
 	}
-	acts, err := newActivities(pb, m.Store, events, m.log)
-	if err != nil {
+	wcfg := defaultsOf[workerConfig]()
+	wcfg.serviceConfig = svc
+	wcfg.Notify = events
+	wcfg.MetricsAddr = "" // dev serves /metrics on the API's address
+	wcfg.Reconcile = cfg.Reconcile
+	if m.worker, err = newWorkerService(wcfg, m.deps); err != nil {
 		return err
 	}
-	acts.ExportHold = cfg.ExportHold
-	m.worker, err = worker.New(m.Client, worker.Options{TaskQueue: cfg.TaskQueue, Activities: acts, Logger: m.log})
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
+	if err := m.worker.Start(ctx); err != nil {
+		return err
 	}
-	if err := m.worker.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
-	}
-	m.workerUp.Store(true)
 
-	var origins []string
+	acfg := defaultsOf[apiConfig]()
+	acfg.serviceConfig = svc
+	acfg.APIKeys.values = []string{cfg.APIKey}
+	acfg.WebhookSecrets.values = []string{cfg.WebhookSecret}
+	acfg.AllowLocalhost = true
 	if m.UIURL != "" {
-		origins = append(origins, m.UIURL)
+		acfg.CodecOrigins = listFlag{m.UIURL}
 	}
-	server, err := api.New(api.Config{
-		APIKeys:            []string{cfg.APIKey},
-		WebhookSecrets:     [][]byte{[]byte(cfg.WebhookSecret)},
-		AllowLocalhostHTTP: true,
-		TaskQueue:          cfg.TaskQueue,
-		Namespace:          cfg.Namespace,
-		// dev: the codec endpoint is open to the local UI, like the UI itself.
-		Codec:      codec.Handler(payloadCodec, codec.HandlerOptions{AllowedOrigins: origins}),
-		Registry:   registry,
-		Logger:     m.log,
-		ExportHold: cfg.ExportHold,
-		Ready: func(context.Context) error {
-			if !m.workerUp.Load() {
-				return errors.New("worker not running")
-			}
-			return nil
-		},
-	}, m.Store, pb, m.Client)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
+	// dev: the codec endpoint is open to the local UI, like the UI itself;
+	// both listen on loopback only.
+	acfg.codecOpen = true
+	acfg.listener = apiLn
+	acfg.ready = m.worker.Ready
 	demoOpts := demo.Options{APIURL: m.APIURL, APIKey: cfg.APIKey, TemporalUIURL: m.UIURL, Namespace: cfg.Namespace, Logger: m.log}
 	if cfg.Notify.URL == "" {
 		demoOpts.NotifySecret = events.Secret.value
@@ -318,7 +303,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	m.serve(apiLn, demo.Mount(server.Handler(), demoApp))
+	acfg.mount = func(h http.Handler) http.Handler { return demo.Mount(h, demoApp) }
+	if m.api, err = newAPIService(acfg, m.deps); err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	m.api.Start()
 
 	if err := waitReady(ctx, m.APIURL+"/readyz", 30*time.Second); err != nil {
 		return err
@@ -335,17 +324,6 @@ func (m *Main) listen(flagName, addr string) (net.Listener, error) {
 	}
 	m.listeners = append(m.listeners, ln)
 	return ln, nil
-}
-
-// serve serves h on ln until Close.
-func (m *Main) serve(ln net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}
-	m.servers = append(m.servers, srv)
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.log.Error("http server stopped", "addr", ln.Addr().String(), "error", err)
-		}
-	}()
 }
 
 func (m *Main) printBanner() {
@@ -369,42 +347,35 @@ Try: curl -s -H 'Authorization: Bearer %s' -d '{"name":"Ada","refId":"user-1"}' 
 	}
 }
 
-// Close stops everything Run started, in reverse order: no new requests,
-// the worker drains its tasks, then Temporal and the databases stop.
+// Close stops everything Run started, in reverse order: the API finishes
+// its requests, the worker drains its tasks, then Temporal and the
+// databases stop.
 func (m *Main) Close() error {
 	if m.closed {
 		return nil
 	}
 	m.closed = true
 	var errs []error
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for i := len(m.servers) - 1; i >= 0; i-- {
-		if err := m.servers[i].Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	if m.api != nil {
+		errs = append(errs, m.api.Shutdown())
+	}
+	if m.sandboxSrv != nil {
+		errs = append(errs, m.sandboxSrv.Shutdown())
 	}
 	for _, ln := range m.listeners {
 		ln.Close() // already closed when served; an unserved one still needs it
 	}
 	if m.worker != nil {
 		m.worker.Stop()
-		m.workerUp.Store(false)
 	}
-	if m.Client != nil {
-		m.Client.Close()
-	}
-	if m.metrics != nil {
-		errs = append(errs, m.metrics.Close())
+	if m.deps != nil {
+		errs = append(errs, m.deps.close())
 	}
 	if m.Sandbox != nil {
 		errs = append(errs, m.Sandbox.Close())
 	}
 	if m.Temporal != nil {
 		errs = append(errs, m.Temporal.Stop())
-	}
-	if m.Store != nil {
-		errs = append(errs, m.Store.Close())
 	}
 	return errors.Join(errs...)
 }

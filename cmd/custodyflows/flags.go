@@ -19,28 +19,69 @@ func envName(name string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
+// fileSuffix ends the variable that names a file holding a secret flag's
+// value: CUSTODYFLOWS_API_KEYS_FILE=/run/secrets/api-keys, as Docker and
+// Kubernetes mount secrets.
+const fileSuffix = "_FILE"
+
 // newFlagSet returns a flag set for subcommand cmd whose usage lists each
-// flag's environment variable too.
+// flag's environment variable too. Usage goes to out only when asked for
+// (--help): a bad flag is returned as an error, which main logs as one line.
 func newFlagSet(cmd string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("custodyflows "+cmd, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(&usageSink{w: out})
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: custodyflows %s [flags]\n\nEvery flag can also be set by the environment variable shown; flags win.\n\n", cmd)
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: custodyflows %s [flags]\n\nEvery flag can also be set by the environment variable shown; flags win.\nA secret can instead be read from a file named by <variable>_FILE (Docker and Kubernetes secrets).\n\n", cmd)
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
 			if f.DefValue != "" {
 				def = fmt.Sprintf(" (default %q)", f.DefValue)
 			}
-			fmt.Fprintf(out, "  --%s  [%s]%s\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
+			vars := "[" + envName(f.Name) + "]"
+			if isSecret(f) {
+				vars += " [" + envName(f.Name) + fileSuffix + "]"
+			}
+			fmt.Fprintf(out, "  --%s  %s%s\n      %s\n", f.Name, vars, def, f.Usage)
 		})
 	}
 	return fs
 }
 
+// usageSink is a flag set's output: the flag package writes the error and
+// the usage on every parse failure, but only --help should print.
+type usageSink struct {
+	w  io.Writer
+	on bool
+}
+
+func (u *usageSink) Write(p []byte) (int, error) {
+	if !u.on {
+		return len(p), nil
+	}
+	return u.w.Write(p)
+}
+
+// isSecret reports whether f holds a secret, which may come from a file and
+// is never shown.
+func isSecret(f *flag.Flag) bool {
+	switch f.Value.(type) {
+	case *secretFlag, *secretListFlag:
+		return true
+	}
+	return false
+}
+
 // parseFlags parses args, then fills every flag not given on the command
-// line from its environment variable (lookup is os.LookupEnv in main).
+// line from its environment variable (lookup is os.LookupEnv in main), or,
+// for a secret, from the file its <variable>_FILE names. Setting both the
+// variable and its _FILE is refused: one of them would be silently ignored.
 func parseFlags(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
 	if err := fs.Parse(args); err != nil {
+		if u, ok := fs.Output().(*usageSink); ok && errors.Is(err, flag.ErrHelp) {
+			u.on = true
+			fs.Usage()
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -53,16 +94,48 @@ func parseFlags(fs *flag.FlagSet, args []string, lookup func(string) (string, bo
 		if given[f.Name] {
 			return
 		}
-		v, ok := lookup(envName(f.Name))
+		name := envName(f.Name)
+		v, ok := lookup(name)
+		if isSecret(f) {
+			if path, fromFile := lookup(name + fileSuffix); fromFile {
+				if ok {
+					errs = append(errs, fmt.Errorf("both %s and %s%s are set: set one", name, name, fileSuffix))
+					return
+				}
+				b, err := os.ReadFile(path)
+				if err != nil {
+					// The error names the file, never its content.
+					errs = append(errs, fmt.Errorf("%s%s: %w", name, fileSuffix, err))
+					return
+				}
+				// Secret files usually end with a newline the value never has.
+				v, ok = strings.TrimRight(string(b), "\r\n"), true
+				if v == "" {
+					errs = append(errs, fmt.Errorf("%s%s: file %s is empty", name, fileSuffix, path))
+					return
+				}
+			}
+		}
 		if !ok {
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
 			// The value may be a secret: name the variable, not its value.
-			errs = append(errs, fmt.Errorf("invalid value in %s: %v", envName(f.Name), errors.Unwrap(err)))
+			errs = append(errs, fmt.Errorf("invalid value in %s: %v", name, errors.Unwrap(err)))
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// explicitlySet reports whether flag name was given on the command line or
+// by its environment variable, as opposed to left at its default.
+func explicitlySet(fs *flag.FlagSet, name string, lookup func(string) (string, bool)) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	if _, ok := lookup(envName(name)); ok {
+		set = true
+	}
+	return set
 }
 
 // listFlag is a comma-separated list flag (API keys, secrets, hosts).

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -41,10 +42,25 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "custodyflows:", err)
+			logFatal(os.Stderr, os.Args[1:], err)
 		}
 		os.Exit(2)
 	}
+}
+
+// logFatal writes the error that stops the process as one log line: JSON,
+// so log pipelines keep it whole (a joined list of bad settings included),
+// or plain text on a terminal, where a person reads it.
+func logFatal(w io.Writer, args []string, err error) {
+	if isTerminal(w) {
+		fmt.Fprintln(w, "custodyflows:", err)
+		return
+	}
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	slog.New(slog.NewJSONHandler(w, nil)).Error("custodyflows stopped", "command", cmd, "error", err.Error())
 }
 
 // command is one subcommand: it parses its flags, then runs until ctx ends.

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -79,8 +77,8 @@ func runSandbox(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	if err := checkWritableDir(cfg.DataDir); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -111,23 +109,13 @@ func runSandbox(ctx context.Context, args []string, e env) error {
 	}
 	defer sb.Close()
 	fmt.Fprintf(e.stdout, "Planbok sandbox on %s (Planbok API under /v2, Gateway pages under /gateway, test helpers under /sandbox/v1)\n", base)
-	return serveUntilDone(ctx, ln, sb, logger)
-}
-
-// serveUntilDone serves h on ln until ctx ends, then shuts down gracefully.
-func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, logger interface {
-	Info(string, ...any)
-}) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	srv := newHTTPService("sandbox", ln, sb, sandboxTimeouts, sandboxTimeouts.Write, logger)
+	srv.Start()
 	select {
-	case err := <-errc:
+	case err := <-srv.Done():
 		return err
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+	return srv.Shutdown()
 }

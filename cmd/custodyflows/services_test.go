@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/sandbox"
 	"github.com/custodyflows/custodyflows/sandbox/keys"
+	"github.com/custodyflows/custodyflows/store"
 )
 
 func freeAddr(t *testing.T) string {
@@ -40,6 +43,7 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		webhookSecret = "whsec-intake-8b1e5c"
 		apiKeyOld     = "app-key-old-71d3"
 		apiKeyNew     = "app-key-new-c0a9"
+		codecToken    = "codec-token-5e2f"
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -64,7 +68,16 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sbServer := &httptest.Server{Listener: ln, Config: &http.Server{Handler: sb}}
+	// slowChallenges holds Planbok's challenge creation, so that a start is
+	// surely in flight when the API is told to stop.
+	var slowChallenges atomic.Bool
+	slowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slowChallenges.Load() && r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v2/customers/") {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		sb.ServeHTTP(w, r)
+	})
+	sbServer := &httptest.Server{Listener: ln, Config: &http.Server{Handler: slowed}}
 	sbServer.Start()
 	defer sb.Close()
 	defer sbServer.Close()
@@ -80,15 +93,20 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		"CUSTODYFLOWS_PAYLOAD_KEYS":     payloadKeys,
 		"CUSTODYFLOWS_WEBHOOK_SECRETS":  webhookSecret,
 		"CUSTODYFLOWS_API_KEYS":         apiKeyOld + "," + apiKeyNew,
+		"CUSTODYFLOWS_CODEC_AUTH":       codecToken,
 		"CUSTODYFLOWS_LOG_LEVEL":        "debug",
 	}
 	var logs lockedBuffer
-	done := make(chan error, 2)
+	workerDone, apiDone := make(chan error, 1), make(chan error, 1)
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	defer stopWorker()
+	apiCtx, stopAPI := context.WithCancel(ctx)
+	defer stopAPI()
 	go func() {
-		done <- run(ctx, []string{"worker", "--metrics-addr", metricsAddr}, io.Discard, &logs, lookupFrom(environment))
+		workerDone <- run(workerCtx, []string{"worker", "--metrics-addr", metricsAddr}, io.Discard, &logs, lookupFrom(environment))
 	}()
 	go func() {
-		done <- run(ctx, []string{"api", "--http-addr", apiAddr, "--allowed-redirect-hosts", "app.example.com"}, io.Discard, &logs, lookupFrom(environment))
+		apiDone <- run(apiCtx, []string{"api", "--http-addr", apiAddr, "--allowed-redirect-hosts", "app.example.com"}, io.Discard, &logs, lookupFrom(environment))
 	}()
 	if err := waitReady(ctx, "http://"+apiAddr+"/readyz", 60*time.Second); err != nil {
 		t.Fatalf("api: %v\n%s", err, logs.String())
@@ -109,9 +127,10 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		t.Fatalf("security after initialize: got %+v", sec)
 	}
 
-	// The codec endpoint decrypts histories: outside dev it takes the API's
-	// keys, like every /v1 route.
-	for key, want := range map[string]int{"": http.StatusUnauthorized, "wrong-key": http.StatusUnauthorized, apiKeyNew: http.StatusOK} {
+	// The codec endpoint decrypts every history: outside dev it takes its
+	// own token (--codec-auth) and refuses the apps' API keys.
+	for key, want := range map[string]int{"": http.StatusUnauthorized, "wrong-key": http.StatusUnauthorized,
+		apiKeyNew: http.StatusUnauthorized, apiKeyOld: http.StatusUnauthorized, codecToken: http.StatusOK} {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+"/codec/default/decode", strings.NewReader(`{"payloads":[]}`))
 		req.Header.Set("Content-Type", "application/json")
 		if key != "" {
@@ -147,18 +166,70 @@ func TestServices_APIAndWorkerAsSeparateCommands(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	cancel()
-	for range 2 {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("command stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("a command did not stop within 30s of cancellation")
-		}
+	// SIGTERM while a start is in flight: the start finishes (201) and is
+	// audited before the database closes, and the API exits cleanly.
+	cust2 := api.createCustomer("Stopped Mid-Start", "user-sigterm")
+	slowChallenges.Store(true)
+	type answer struct {
+		status int
+		body   string
+		err    error
 	}
-	for _, secret := range []string{planbokKey, webhookSecret, apiKeyOld, apiKeyNew, base64.StdEncoding.EncodeToString(payloadKey)} {
+	inFlight := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+"/v1/customers/"+cust2.ID+"/initialize",
+			strings.NewReader(`{"redirectUrl":"https://app.example.com/done"}`))
+		req.Header.Set("Authorization", "Bearer "+apiKeyNew)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			inFlight <- answer{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		inFlight <- answer{status: resp.StatusCode, body: string(b)}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	stopAPI()
+	got := <-inFlight
+	if got.err != nil || got.status != http.StatusCreated {
+		t.Fatalf("start in flight at SIGTERM: got %d %s %v, want 201", got.status, got.body, got.err)
+	}
+	select {
+	case err := <-apiDone:
+		if err != nil {
+			t.Fatalf("api stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("api did not stop within 30s of cancellation")
+	}
+	var started flow.Flow
+	json.Unmarshal([]byte(got.body), &started)
+	st, err := store.Open(ctx, dir+"/app.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.FindAudit(ctx, store.AuditFilter{CustomerID: cust2.ID})
+	st.Close()
+	audited := false
+	for _, r := range rows {
+		audited = audited || r.FlowID == started.ID
+	}
+	if err != nil || started.ID == "" || !audited {
+		t.Fatalf("audit of the start in flight at SIGTERM (flow %q): got %d rows, %v, want one for the flow", started.ID, len(rows), err)
+	}
+
+	stopWorker()
+	select {
+	case err := <-workerDone:
+		if err != nil {
+			t.Fatalf("worker stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not stop within 30s of cancellation")
+	}
+	for _, secret := range []string{planbokKey, webhookSecret, apiKeyOld, apiKeyNew, codecToken, base64.StdEncoding.EncodeToString(payloadKey)} {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatalf("a secret reached the logs: %q", secret)
 		}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/custodyflows/custodyflows/activities"
+	"github.com/custodyflows/custodyflows/worker"
+)
+
+// reconcileConfig configures the reconciler in `worker` and `dev`.
+type reconcileConfig struct {
+	Every time.Duration
+	Rate  float64
+}
+
+func (r *reconcileConfig) register(fs *flag.FlagSet) {
+	fs.DurationVar(&r.Every, "reconcile-every", worker.DefaultReconcileEvery,
+		"interval of the reconcile schedule, which re-reads every stored customer at Planbok and repairs flow rows; 0 pauses it")
+	fs.Float64Var(&r.Rate, "reconcile-rate", worker.DefaultReconcileReadsPerSecond,
+		"Planbok reads per second the reconciler may make, across all workers (Planbok allows 20 GET/s per organisation)")
+}
+
+// minReconcileEvery keeps runs from following each other back to back: a
+// run over many customers takes minutes at the default rate.
+const minReconcileEvery = time.Minute
+
+func (r reconcileConfig) validate() error {
+	var errs []error
+	if r.Every != 0 {
+		if err := durationAtLeast("reconcile-every", r.Every, minReconcileEvery); err != nil {
+			errs = append(errs, fmt.Errorf("%w (or 0 for no schedule)", err))
+		}
+	}
+	if r.Rate <= 0 || r.Rate > 20 {
+		errs = append(errs, fmt.Errorf("--reconcile-rate must be above 0 and at most 20 (Planbok's GET limit), got %g", r.Rate))
+	}
+	return errors.Join(errs...)
+}
+
+// startReconciler starts the worker of the reconciler's task queue and
+// makes the reconcile schedule match cfg. The caller stops the worker.
+func startReconciler(ctx context.Context, cfg reconcileConfig, c client.Client, pb activities.CustomerReader,
+	st activities.ReconcileStore, taskQueue string, exportHold time.Duration, logger *slog.Logger) (sdkworker.Worker, error) {
+	opts := worker.ReconcileOptions{
+		TaskQueue:      taskQueue,
+		Every:          cfg.Every,
+		ReadsPerSecond: cfg.Rate,
+		Activities: &activities.Reconciler{Planbok: pb, Store: st, Temporal: c, ExportHold: exportHold,
+			Now: time.Now, Logger: logger},
+		Logger: logger,
+	}
+	w, err := worker.NewReconciler(c, opts)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile worker: %w", err)
+	}
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start reconcile worker: %w", err)
+	}
+	if err := worker.EnsureReconcileSchedule(ctx, c, opts); err != nil {
+		w.Stop()
+		return nil, err
+	}
+	return w, nil
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReconcileFlags_DefaultsEnvironmentAndBounds(t *testing.T) {
+	quiet := env{stderr: &bytes.Buffer{}, lookup: lookupFrom(nil)}
+	c, err := parseDevConfig(nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reconcile.Every != time.Hour || c.Reconcile.Rate != 5 {
+		t.Fatalf("dev defaults: got %+v, want 1h and 5/s", c.Reconcile)
+	}
+	workerArgs := []string{"--planbok-api-key", "k", "--payload-keys", "k1:" + strings.Repeat("A", 43) + "="}
+	w, err := parseWorkerConfig(workerArgs, env{stderr: &bytes.Buffer{}, lookup: lookupFrom(map[string]string{
+		"CUSTODYFLOWS_RECONCILE_EVERY": "0",
+		"CUSTODYFLOWS_RECONCILE_RATE":  "2.5",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Reconcile.Every != 0 || w.Reconcile.Rate != 2.5 {
+		t.Fatalf("worker from env: got %+v, want 0 (off) and 2.5/s", w.Reconcile)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--reconcile-every", "10s"}, "--reconcile-every must be at least 1m0s"},
+		{[]string{"--reconcile-every", "-1h"}, "--reconcile-every must be at least"},
+		{[]string{"--reconcile-rate", "0"}, "--reconcile-rate"},
+		{[]string{"--reconcile-rate", "50"}, "--reconcile-rate"},
+	} {
+		_, err := parseDevConfig(tc.args, quiet)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}
