@@ -1,6 +1,12 @@
 // Package devstack runs an embedded Temporal server (all four services in one
-// process, loopback only, SQLite file) and the Temporal Web UI, for
-// `custodyflows dev` and tests.
+// process, loopback only, SQLite file or PostgreSQL) and the Temporal Web UI,
+// for `custodyflows dev` and tests.
+//
+// With Config.Postgres the server keeps its state in two PostgreSQL
+// databases (history and visibility) through the server's own postgres12
+// persistence plugin, their schema set up by the server's own schema tool,
+// as temporal-sql-tool does it: the shape of a self-hosted cluster, for the
+// cluster test. devstack/devtemporal runs it as a process of its own.
 //
 // State lives in <DataDir>/temporal.db, so a Stop followed by a Start on the
 // same directory, in this process or the next, resumes every workflow where
@@ -26,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +75,13 @@ const (
 // Config says where the embedded stack keeps its state and listens.
 type Config struct {
 	// DataDir holds temporal.db (SQLite, WAL); it is created if missing.
+	// Required unless Postgres is set.
 	DataDir string
+	// Postgres, when set, keeps the server's state in PostgreSQL instead of
+	// DataDir. Its databases and schema are created on the first start and
+	// upgraded on later ones; a Stop and a Start on the same databases, in
+	// this process or the next, resume every workflow.
+	Postgres *Postgres
 	// Host is the loopback IP every service binds to; default "127.0.0.1".
 	Host string
 	// FrontendPort is the gRPC frontend port; 0 picks a free port.
@@ -149,7 +162,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	frontendPort := cfg.FrontendPort
 	if frontendPort == 0 {
-		if frontendPort, err = freePort(cfg.Host); err != nil {
+		if cfg.Postgres != nil {
+			frontendPort, err = servicePort(cfg.Host) // a cluster's ports must fit SMALLINT
+		} else {
+			frontendPort, err = freePort(cfg.Host)
+		}
+		if err != nil {
 			return nil, err
 		}
 	} else if err := checkPortFree(cfg.Host, frontendPort); err != nil {
@@ -171,11 +189,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		uiPort = cfg.UIPort
 	}
 
-	sqlCfg, err := prepareDatabase(cfg)
+	var stores storeConfig
+	if cfg.Postgres != nil {
+		stores, err = preparePostgres(cfg)
+	} else {
+		stores, err = prepareDatabase(cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
-	srvCfg, hosts, err := serverConfig(cfg.Host, frontendPort, sqlCfg)
+	srvCfg, hosts, err := serverConfig(cfg.Host, frontendPort, stores)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +243,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.logger.Info("temporal dev server ready",
 		"frontend", s.frontendAddr, "namespace", s.namespace, "ui", s.uiURL,
-		"db", sqlCfg.DatabaseName, "elapsed", time.Since(began).Round(time.Millisecond))
+		"db", stores.describe, "elapsed", time.Since(began).Round(time.Millisecond))
 	return s, nil
 }
 
@@ -259,8 +282,13 @@ func (s *Server) Stop() error {
 }
 
 func (c *Config) setDefaults() error {
-	if c.DataDir == "" {
+	if c.DataDir == "" && c.Postgres == nil {
 		return errors.New("DataDir is required")
+	}
+	if c.Postgres != nil {
+		if err := c.Postgres.setDefaults(); err != nil {
+			return err
+		}
 	}
 	if c.Host == "" {
 		c.Host = defaultHost
@@ -293,9 +321,25 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// storeConfig is where the server keeps history and visibility.
+type storeConfig struct {
+	defaultStore, visibility *config.SQL
+	shards                   int32
+	describe                 string // for the log: a path or host/database, never a password
+}
+
 // prepareDatabase makes sure <DataDir>/temporal.db holds the schema and the
-// namespace, and returns the SQL config the server must use.
-func prepareDatabase(cfg Config) (*config.SQL, error) {
+// namespace, and returns the store the server must use: one SQLite file
+// for history and visibility, one shard.
+func prepareDatabase(cfg Config) (storeConfig, error) {
+	sqlCfg, err := prepareSQLite(cfg)
+	if err != nil {
+		return storeConfig{}, err
+	}
+	return storeConfig{defaultStore: sqlCfg, visibility: sqlCfg, shards: 1, describe: sqlCfg.DatabaseName}, nil
+}
+
+func prepareSQLite(cfg Config) (*config.SQL, error) {
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -369,17 +413,20 @@ func removeSQLiteFiles(path string) {
 	}
 }
 
-// serverConfig is the static server config: one SQLite store for history and
-// visibility, one history shard, the four services on loopback.
-func serverConfig(host string, frontendPort int, sqlCfg *config.SQL) (*config.Config, map[primitives.ServiceName]static.Hosts, error) {
-	const store = "sqlite-default"
+// serverConfig is the static server config: the stores, the four services
+// on loopback.
+func serverConfig(host string, frontendPort int, stores storeConfig) (*config.Config, map[primitives.ServiceName]static.Hosts, error) {
 	frontendAddr := net.JoinHostPort(host, strconv.Itoa(frontendPort))
 	// The frontend's HTTP API serves Nexus callbacks and the HTTP/JSON API;
 	// without it the server warns on every start.
-	httpPort, err := freePort(host)
+	// Picked ports are not bound until the server starts: never hand out
+	// one twice.
+	taken := []int{frontendPort}
+	httpPort, err := servicePort(host, taken...)
 	if err != nil {
 		return nil, nil, err
 	}
+	taken = append(taken, httpPort)
 
 	services := map[string]config.Service{
 		string(primitives.FrontendService): {RPC: config.RPC{GRPCPort: frontendPort, HTTPPort: httpPort, BindOnIP: host}},
@@ -389,10 +436,11 @@ func serverConfig(host string, frontendPort int, sqlCfg *config.SQL) (*config.Co
 	}
 	// Static membership replaces ringpop, so no membership ports are needed.
 	for _, name := range []primitives.ServiceName{primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
-		port, err := freePort(host)
+		port, err := servicePort(host, taken...)
 		if err != nil {
 			return nil, nil, err
 		}
+		taken = append(taken, port)
 		services[string(name)] = config.Service{RPC: config.RPC{GRPCPort: port, BindOnIP: host}}
 		hosts[name] = static.SingleLocalHost(net.JoinHostPort(host, strconv.Itoa(port)))
 	}
@@ -400,11 +448,18 @@ func serverConfig(host string, frontendPort int, sqlCfg *config.SQL) (*config.Co
 	var c config.Config
 	c.Global.Membership.MaxJoinDuration = 30 * time.Second
 	c.Global.Membership.BroadcastAddress = host
-	c.Persistence = config.Persistence{
-		DefaultStore:     store,
-		VisibilityStore:  store,
-		NumHistoryShards: 1,
-		DataStores:       map[string]config.DataStore{store: {SQL: sqlCfg}},
+	c.Persistence = config.Persistence{NumHistoryShards: stores.shards}
+	if stores.visibility == stores.defaultStore {
+		// One SQLite file holds both: one store, as it always was.
+		const store = "sqlite-default"
+		c.Persistence.DefaultStore, c.Persistence.VisibilityStore = store, store
+		c.Persistence.DataStores = map[string]config.DataStore{store: {SQL: stores.defaultStore}}
+	} else {
+		c.Persistence.DefaultStore, c.Persistence.VisibilityStore = "default", "visibility"
+		c.Persistence.DataStores = map[string]config.DataStore{
+			"default":    {SQL: stores.defaultStore},
+			"visibility": {SQL: stores.visibility},
+		}
 	}
 	c.ClusterMetadata = &cluster.Config{
 		EnableGlobalNamespace:    false,
@@ -625,6 +680,23 @@ func freePort(host string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// servicePort picks a free port for one of the server's internal services.
+// Temporal records service ports in SMALLINT columns (cluster membership),
+// so they stay below 32768, where the kernel's ephemeral range (and so
+// freePort) never goes on Linux.
+func servicePort(host string, taken ...int) (int, error) {
+	const low, high = 10000, 32767
+	var b [2]byte
+	for range 200 {
+		_, _ = rand.Read(b[:])
+		port := low + (int(b[0])<<8|int(b[1]))%(high-low+1)
+		if !slices.Contains(taken, port) && checkPortFree(host, port) == nil {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("find free port below %d on %s: none after 200 tries", high+1, host)
 }
 
 // checkPortFree reports whether host:port can be listened on right now.
