@@ -158,11 +158,11 @@ func measureRelease(b *testing.B, label, bin string, waiting int, legacy bool) m
 
 	// 1 user, then 8 users, each running whole flows.
 	one := d.load(b, label+"-u1", 1, 20)
-	m["start-p99-1user-ms"] = pct(one.starts, 0.99)
+	m["start-p99-1user-ms"] = percentileMS(one.starts, 0.99)
 	eight := d.load(b, label+"-u8", 8, 12)
 	m["flows-per-s-8users"] = eight.rate
-	m["start-p99-8users-ms"] = pct(eight.starts, 0.99)
-	m["complete-p99-8users-ms"] = pct(eight.completes, 0.99)
+	m["start-p99-8users-ms"] = percentileMS(eight.starts, 0.99)
+	m["complete-p99-8users-ms"] = percentileMS(eight.completes, 0.99)
 	d.stop(b)
 
 	if waiting > 0 {
@@ -180,7 +180,7 @@ func measureRelease(b *testing.B, label, bin string, waiting int, legacy bool) m
 		m[fmt.Sprintf("cpu-core-%dwaiting", waiting)] = cpu
 		m[fmt.Sprintf("rss-mb-%dwaiting", waiting)] = w.rssMB(b)
 		ws := w.load(b, label+"-w", 1, 10)
-		m[fmt.Sprintf("start-p99-%dwaiting-ms", waiting)] = pct(ws.starts, 0.99)
+		m[fmt.Sprintf("start-p99-%dwaiting-ms", waiting)] = percentileMS(ws.starts, 0.99)
 		b.Logf("%s: %d waiting: %.2f of a core, %.0f MB", label, waiting, cpu, m[fmt.Sprintf("rss-mb-%dwaiting", waiting)])
 		w.stop(b)
 	}
@@ -592,7 +592,8 @@ func (d *devProcess) rssMB(b *testing.B) float64 {
 	return 0
 }
 
-func pct(d []time.Duration, p float64) float64 {
+// percentileMS returns the p-th percentile of d in milliseconds.
+func percentileMS(d []time.Duration, p float64) float64 {
 	if len(d) == 0 {
 		return 0
 	}
