@@ -770,6 +770,15 @@ func TestGetFlow(t *testing.T) {
 	if e.st.called("FindFlowByID") {
 		t.Error("malformed flow ids reached the store")
 	}
+	// No row yet and Temporal unreachable: not "no such flow", but 503.
+	e.tc.queryErr = serviceerror.NewUnavailable("frontend down")
+	rec = e.api(http.MethodGet, "/v1/flows/flow_bbbbbbbbbbbbbbbbbbbbbbbb", "")
+	wantError(t, rec, 503, flow.CodeTemporalUnavailable)
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	e.tc.queryErr = nil
+
 	e.st.err = errors.New("db down")
 	wantError(t, e.api(http.MethodGet, "/v1/flows/"+done.ID, ""), 500, flow.CodeInternal)
 }

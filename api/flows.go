@@ -33,8 +33,13 @@ func (s *Server) findFlow(ctx context.Context, id string) (*flow.Flow, *apiError
 	case isCode(err, flow.CodeFlowNotFound):
 		// The workflow records its row by an activity; until then only the
 		// workflow knows the flow.
-		if q, qerr := s.queryFlow(ctx, id); qerr == nil && q.ID == id {
+		q, qerr := s.queryFlow(ctx, id)
+		switch {
+		case qerr == nil && q.ID == id:
 			return q, nil
+		case qerr != nil && temporalUnavailable(qerr):
+			// Not "no such flow": the one who knows cannot be asked.
+			return nil, temporalError(qerr)
 		}
 		return nil, notFound
 	default:

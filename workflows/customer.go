@@ -148,13 +148,26 @@ func (c *customerRun) validate(_ workflow.Context, req flow.StartRequest) error 
 // versionStartPath marks starts decided wholly in this workflow: the
 // per-customer quota, one Planbok budget per start, and idempotency keys
 // released when a flow fails before its challenge exists. Histories before
-// it counted no quota (the API did) and kept such keys.
+// it counted no quota (the API did) and kept such keys. Version 2 also
+// applies flow changes delivered in the same workflow task before deciding.
 const versionStartPath = "start-path-in-workflow"
+
+// applyPendingFlowChanges applies the flow changes already delivered but
+// not yet taken by the receiving goroutine (apply is idempotent).
+func (c *customerRun) applyPendingFlowChanges() {
+	for {
+		var f flow.Flow
+		if !c.flowChanged.ReceiveAsync(&f) {
+			return
+		}
+		c.apply(f)
+	}
+}
 
 // start handles the start-flow update: it returns an idempotent replay,
 // the active flow, a refusal, or the new flow once it waits for the user.
 func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.StartResult, error) {
-	v := workflow.GetVersion(ctx, versionStartPath, workflow.DefaultVersion, 1)
+	v := workflow.GetVersion(ctx, versionStartPath, workflow.DefaultVersion, 2)
 	// The budget runs from arrival: time spent waiting behind another start
 	// of this customer is part of it.
 	deadline := workflow.Now(ctx).Add(planbokBudget(req))
@@ -164,6 +177,13 @@ func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.S
 	c.busy = true
 	defer func() { c.busy = false }()
 	c.starts++
+	if v >= 2 {
+		// A flow's end may have arrived in this same workflow task, still
+		// buffered: the SDK runs update handlers before the goroutine that
+		// applies flow changes. Without this, a start right after a cancel
+		// answered with the cancelled flow as if it were still active.
+		c.applyPendingFlowChanges()
+	}
 
 	if req.IdempotencyKey != "" {
 		if k, ok := c.keys[req.IdempotencyKey]; ok {

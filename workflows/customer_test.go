@@ -618,6 +618,41 @@ func TestCustomer_StaleSignalDoesNotMoveBack(t *testing.T) {
 	wantStatus(t, replay.created(t), flow.StatusFailed, flow.CodeChallengeFailed)
 }
 
+// A start sent right after a flow ended (a client starting again once its
+// cancel answered) must see the slot free and create a new flow. When the
+// end and the start reach the customer workflow in one workflow task, the
+// SDK runs the update handler first and applyPendingFlowChanges is what
+// frees the slot; the test environment delivers the signal first, so this
+// test guards the outcome, not that ordering.
+func TestCustomer_StartRightAfterFlowEndSeesSlotFree(t *testing.T) {
+	ct := newCustomerTest(t)
+	first := ct.start(0, request(flow.KindUpdatePIN, "key-1", "hash-1"))
+	second := &startOutcome{}
+	ct.env.RegisterDelayedCallback(func() {
+		ended := *first.res.Flow
+		ended.Status = flow.StatusCancelled
+		ct.env.SignalWorkflow(flow.SignalFlowChanged, ended)
+		ct.env.UpdateWorkflow(flow.UpdateStartFlow, "start-after-end", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { second.done = true; second.rejected = err },
+			OnComplete: func(v any, err error) {
+				second.done = true
+				second.err = err
+				if err == nil {
+					decode(t, v, &second.res)
+				}
+			},
+		}, request(flow.KindUpdatePIN, "key-2", "hash-2"))
+	}, 10*time.Second)
+	if err := ct.run(); err != nil {
+		t.Fatalf("workflow error: got %v, want nil", err)
+	}
+	f := first.created(t)
+	g := second.created(t)
+	if g.ID == f.ID || !second.res.Created {
+		t.Errorf("start after the end: got flow %s created=%v, want a new flow (first was %s)", g.ID, second.res.Created, f.ID)
+	}
+}
+
 func TestCustomer_ContinueAsNew(t *testing.T) {
 	ct := newCustomerTest(t)
 	ct.fakes.preflight = func(flow.PreflightInput) (flow.PreflightResult, error) {
