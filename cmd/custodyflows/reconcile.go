@@ -45,10 +45,32 @@ func (r reconcileConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+// reconciler is the running reconcile worker and, while the schedule could
+// not be made to match the settings yet, the goroutine that keeps trying.
+type reconciler struct {
+	w      sdkworker.Worker
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Stop stops trying to set the schedule, then stops the worker.
+func (r *reconciler) Stop() {
+	r.cancel()
+	<-r.done
+	r.w.Stop()
+}
+
+// scheduleRetry bounds the wait between attempts to set the schedule.
+const scheduleRetry = 30 * time.Second
+
 // startReconciler starts the worker of the reconciler's task queue and
-// makes the reconcile schedule match cfg. The caller stops the worker.
+// makes the reconcile schedule match cfg. The schedule is a convenience,
+// not a condition of serving flows: when Temporal refuses it at first (a
+// namespace registered moments ago is not yet known to every frontend),
+// the worker runs and the schedule is set in the background, with backoff.
+// The caller stops the reconciler.
 func startReconciler(ctx context.Context, cfg reconcileConfig, c client.Client, pb activities.CustomerReader,
-	st activities.ReconcileStore, taskQueue string, exportHold time.Duration, logger *slog.Logger) (sdkworker.Worker, error) {
+	st activities.ReconcileStore, taskQueue string, exportHold time.Duration, logger *slog.Logger) (*reconciler, error) {
 	opts := worker.ReconcileOptions{
 		TaskQueue:      taskQueue,
 		Every:          cfg.Every,
@@ -64,9 +86,33 @@ func startReconciler(ctx context.Context, cfg reconcileConfig, c client.Client, 
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start reconcile worker: %w", err)
 	}
-	if err := worker.EnsureReconcileSchedule(ctx, c, opts); err != nil {
-		w.Stop()
-		return nil, err
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &reconciler{w: w, cancel: cancel, done: make(chan struct{})}
+	err = worker.EnsureReconcileSchedule(rctx, c, opts)
+	if err == nil {
+		close(r.done)
+		return r, nil
 	}
-	return w, nil
+	logger.Warn("reconcile schedule not set yet; trying again in the background", "err", err.Error())
+	go func() {
+		defer close(r.done)
+		wait := time.Second
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			err := worker.EnsureReconcileSchedule(rctx, c, opts)
+			if err == nil {
+				return
+			}
+			if rctx.Err() != nil {
+				return
+			}
+			wait = min(2*wait, scheduleRetry)
+			logger.Warn("reconcile schedule not set yet", "err", err.Error(), "retryIn", wait.String())
+		}
+	}()
+	return r, nil
 }

@@ -459,7 +459,7 @@ type workerService struct {
 	deps   *deps
 	// reconcile polls the reconciler's own, rate-limited task queue; nil
 	// until Start.
-	reconcile sdkworker.Worker
+	reconcile *reconciler
 	ops       *httpService
 	running   atomic.Bool // read by /readyz from request goroutines
 	log       *slog.Logger
