@@ -44,6 +44,7 @@ type devConfig struct {
 	Log              logConfig
 	ExportHold       time.Duration
 	Reconcile        reconcileConfig
+	PollRate         float64
 }
 
 func parseDevConfig(args []string, e env) (devConfig, error) {
@@ -67,6 +68,7 @@ func parseDevConfig(args []string, e env) (devConfig, error) {
 	c.Log.register(fs)
 	fs.DurationVar(&c.ExportHold, "export-hold", 0, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off")
 	c.Reconcile.register(fs)
+	registerPollRate(fs, &c.PollRate)
 	if err := parseFlags(fs, args, e.lookup); err != nil {
 		return c, err
 	}
@@ -115,7 +117,7 @@ func (c devConfig) validate() error {
 	if c.ExportHold < 0 {
 		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", c.ExportHold))
 	}
-	errs = append(errs, c.Reconcile.validate())
+	errs = append(errs, c.Reconcile.validate(), validatePollRate(c.PollRate))
 	return errors.Join(errs...)
 }
 
@@ -273,6 +275,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	wcfg.Notify = events
 	wcfg.MetricsAddr = "" // dev serves /metrics on the API's address
 	wcfg.Reconcile = cfg.Reconcile
+	wcfg.PollRate = cfg.PollRate
 	if m.worker, err = newWorkerService(wcfg, m.deps); err != nil {
 		return err
 	}

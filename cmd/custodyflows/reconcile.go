@@ -28,6 +28,20 @@ func (r *reconcileConfig) register(fs *flag.FlagSet) {
 		"Planbok reads per second the reconciler may make, across all workers (Planbok allows 20 GET/s per organisation)")
 }
 
+// registerPollRate registers --poll-rate: the deployment-wide cap on
+// challenge polls, enforced by the Temporal server on the polls' task queue.
+func registerPollRate(fs *flag.FlagSet, rate *float64) {
+	fs.Float64Var(rate, "poll-rate", worker.DefaultPollsPerSecond,
+		"challenge polls per second across all workers (Planbok allows 20 GET/s per organisation); give every worker the same value")
+}
+
+func validatePollRate(rate float64) error {
+	if rate <= 0 || rate > 20 {
+		return fmt.Errorf("--poll-rate must be above 0 and at most 20 (Planbok's GET limit), got %g", rate)
+	}
+	return nil
+}
+
 // minReconcileEvery keeps runs from following each other back to back: a
 // run over many customers takes minutes at the default rate.
 const minReconcileEvery = time.Minute

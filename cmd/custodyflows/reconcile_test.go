@@ -42,3 +42,30 @@ func TestReconcileFlags_DefaultsEnvironmentAndBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestPollRateFlag_DefaultsEnvironmentAndBounds(t *testing.T) {
+	quiet := env{stderr: &bytes.Buffer{}, lookup: lookupFrom(nil)}
+	c, err := parseDevConfig(nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PollRate != 10 {
+		t.Fatalf("dev default: got %g, want 10", c.PollRate)
+	}
+	workerArgs := []string{"--planbok-api-key", "k", "--payload-keys", "k1:" + strings.Repeat("A", 43) + "="}
+	w, err := parseWorkerConfig(workerArgs, env{stderr: &bytes.Buffer{}, lookup: lookupFrom(map[string]string{
+		"CUSTODYFLOWS_POLL_RATE": "4",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.PollRate != 4 {
+		t.Fatalf("worker from env: got %g, want 4", w.PollRate)
+	}
+	for _, v := range []string{"0", "-1", "21"} {
+		_, err := parseWorkerConfig(append(workerArgs, "--poll-rate", v), quiet)
+		if err == nil || !strings.Contains(err.Error(), "--poll-rate") {
+			t.Errorf("--poll-rate %s: got %v, want an error naming --poll-rate", v, err)
+		}
+	}
+}

@@ -397,6 +397,7 @@ type workerConfig struct {
 	Notify      notifyConfig
 	MetricsAddr string
 	Reconcile   reconcileConfig
+	PollRate    float64
 
 	// metricsFallback lets the metrics server take a free port when
 	// MetricsAddr is busy: true when the address is the default, so a
@@ -409,6 +410,7 @@ func (c *workerConfig) register(fs *flag.FlagSet) {
 	c.serviceConfig.register(fs)
 	c.Notify.register(fs)
 	c.Reconcile.register(fs)
+	registerPollRate(fs, &c.PollRate)
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", defaultMetricsAddr, "address serving /metrics, /healthz and /readyz; empty = none. When the default is taken (another worker on this host), a free port is used and logged")
 }
 
@@ -420,7 +422,7 @@ func parseWorkerConfig(args []string, e env) (workerConfig, error) {
 		return c, err
 	}
 	c.metricsFallback = !explicitlySet(fs, "metrics-addr", e.lookup)
-	errs := []error{c.serviceConfig.validate(), c.Notify.validate(true), c.Reconcile.validate()}
+	errs := []error{c.serviceConfig.validate(), c.Notify.validate(true), c.Reconcile.validate(), validatePollRate(c.PollRate)}
 	if c.MetricsAddr != "" {
 		errs = append(errs, hostPort("metrics-addr", c.MetricsAddr))
 	}
@@ -473,7 +475,8 @@ func newWorkerService(cfg workerConfig, d *deps) (*workerService, error) {
 		return nil, err
 	}
 	acts.ExportHold = cfg.ExportHold
-	w, err := worker.New(d.client, worker.Options{TaskQueue: cfg.Temporal.TaskQueue, Activities: acts, Logger: d.log})
+	w, err := worker.New(d.client, worker.Options{TaskQueue: cfg.Temporal.TaskQueue, Activities: acts, Logger: d.log,
+		PollsPerSecond: cfg.PollRate})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
