@@ -158,3 +158,23 @@ func TestTimeouts_PlanbokCallsFitInAStartRequest(t *testing.T) {
 		t.Fatalf("2 × %s of Planbok calls does not fit in the API's %s", workflows.PlanbokCallLimit, api.DefaultRequestTimeout)
 	}
 }
+
+func TestParseAPIConfig_WebhookConcurrency(t *testing.T) {
+	args := []string{"--planbok-api-key", "k", "--payload-keys", "k1:" + strings.Repeat("A", 43) + "=", "--webhook-secrets", "s",
+		"--allowed-redirect-hosts", "app.example.com", "--api-keys", "key-1"}
+	c, err := parseAPIConfig(args, env{stderr: &bytes.Buffer{}, lookup: lookupFrom(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WebhookConcurrency != api.DefaultWebhookConcurrency {
+		t.Errorf("default: got %d, want %d", c.WebhookConcurrency, api.DefaultWebhookConcurrency)
+	}
+	c, err = parseAPIConfig(args, env{stderr: &bytes.Buffer{}, lookup: lookupFrom(map[string]string{"CUSTODYFLOWS_WEBHOOK_CONCURRENCY": "8"})})
+	if err != nil || c.WebhookConcurrency != 8 {
+		t.Errorf("from env: got %d, %v, want 8", c.WebhookConcurrency, err)
+	}
+	_, err = parseAPIConfig(append(args, "--webhook-concurrency", "0"), env{stderr: &bytes.Buffer{}, lookup: lookupFrom(nil)})
+	if err == nil || !strings.Contains(err.Error(), "--webhook-concurrency") {
+		t.Errorf("0: got %v, want an error naming --webhook-concurrency", err)
+	}
+}

@@ -217,6 +217,7 @@ type apiConfig struct {
 	CodecOrigins         listFlag
 	CodecAuth            secretListFlag
 	StartQuota           int
+	WebhookConcurrency   int
 
 	// Set by dev only.
 	//
@@ -243,6 +244,8 @@ func (c *apiConfig) register(fs *flag.FlagSet) {
 	fs.Var(&c.CodecOrigins, "codec-cors-origins", "comma-separated origins (the Temporal UI) allowed to call the codec endpoint")
 	fs.Var(&c.CodecAuth, "codec-auth", "comma-separated tokens the codec endpoint (/codec, which decrypts histories) accepts as 'Authorization: Bearer <token>', e.g. from the temporal CLI's --codec-auth; app API keys are refused there. Without it the endpoint is off")
 	fs.IntVar(&c.StartQuota, "start-quota", 20, "flow starts allowed per customer per hour")
+	fs.IntVar(&c.WebhookConcurrency, "webhook-concurrency", api.DefaultWebhookConcurrency,
+		"webhook intake requests in flight at most (the intake is unauthenticated until verified); past it the intake answers 503 overloaded with Retry-After")
 }
 
 func parseAPIConfig(args []string, e env) (apiConfig, error) {
@@ -252,7 +255,8 @@ func parseAPIConfig(args []string, e env) (apiConfig, error) {
 	if err := c.parse(fs, args, e.lookup); err != nil {
 		return c, err
 	}
-	errs := []error{c.serviceConfig.validate(), hostPort("http-addr", c.HTTPAddr), positive("start-quota", c.StartQuota)}
+	errs := []error{c.serviceConfig.validate(), hostPort("http-addr", c.HTTPAddr), positive("start-quota", c.StartQuota),
+		positive("webhook-concurrency", c.WebhookConcurrency)}
 	if len(c.APIKeys.values) == 0 {
 		errs = append(errs, fmt.Errorf("--api-keys is required (or %s): the API refuses to run without authentication", envName("api-keys")))
 	}
@@ -336,6 +340,7 @@ func newAPIService(cfg apiConfig, d *deps) (*apiService, error) {
 		StartQuota:           rate.Every(time.Hour / time.Duration(quota)),
 		StartBurst:           quota,
 		ExportHold:           cfg.ExportHold,
+		WebhookConcurrency:   cfg.WebhookConcurrency,
 		RequestTimeout:       api.DefaultRequestTimeout,
 		Ready:                cfg.ready,
 		Codec:                codecHandler,
