@@ -403,6 +403,7 @@ type workerConfig struct {
 	MetricsAddr string
 	Reconcile   reconcileConfig
 	PollRate    float64
+	Prune       pruneConfig
 
 	// metricsFallback lets the metrics server take a free port when
 	// MetricsAddr is busy: true when the address is the default, so a
@@ -416,6 +417,7 @@ func (c *workerConfig) register(fs *flag.FlagSet) {
 	c.Notify.register(fs)
 	c.Reconcile.register(fs)
 	registerPollRate(fs, &c.PollRate)
+	c.Prune.register(fs)
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", defaultMetricsAddr, "address serving /metrics, /healthz and /readyz; empty = none. When the default is taken (another worker on this host), a free port is used and logged")
 }
 
@@ -427,7 +429,8 @@ func parseWorkerConfig(args []string, e env) (workerConfig, error) {
 		return c, err
 	}
 	c.metricsFallback = !explicitlySet(fs, "metrics-addr", e.lookup)
-	errs := []error{c.serviceConfig.validate(), c.Notify.validate(true), c.Reconcile.validate(), validatePollRate(c.PollRate)}
+	errs := []error{c.serviceConfig.validate(), c.Notify.validate(true), c.Reconcile.validate(), validatePollRate(c.PollRate),
+		c.Prune.validate()}
 	if c.MetricsAddr != "" {
 		errs = append(errs, hostPort("metrics-addr", c.MetricsAddr))
 	}
@@ -467,10 +470,12 @@ type workerService struct {
 	// reconcile polls the reconciler's own, rate-limited task queue; nil
 	// until Start.
 	reconcile *reconciler
-	ops       *httpService
-	running   atomic.Bool // read by /readyz from request goroutines
-	log       *slog.Logger
-	cfg       workerConfig
+	// stopPruner ends the pruning loop and waits for it; nil until Start.
+	stopPruner func()
+	ops        *httpService
+	running    atomic.Bool // read by /readyz from request goroutines
+	log        *slog.Logger
+	cfg        workerConfig
 }
 
 // newWorkerService builds the worker from cfg on d; Start starts it.
@@ -543,6 +548,13 @@ func (s *workerService) Start(ctx context.Context) error {
 		return err
 	}
 	s.reconcile = rw
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	pruned := make(chan struct{})
+	go func() {
+		defer close(pruned)
+		runPruner(pctx, s.cfg.Prune, s.deps.store, s.log)
+	}()
+	s.stopPruner = func() { cancel(); <-pruned }
 	s.running.Store(true)
 	if s.ops != nil {
 		s.ops.Start()
@@ -584,6 +596,9 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 // call more than once.
 func (s *workerService) Stop() {
 	if s.running.Swap(false) {
+		if s.stopPruner != nil {
+			s.stopPruner()
+		}
 		if s.reconcile != nil {
 			s.reconcile.Stop()
 		}
