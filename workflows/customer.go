@@ -539,7 +539,7 @@ func (c *customerRun) handleEvent(ev flow.CustomerEvent) {
 		source = fmt.Sprintf("%s.%d", workflow.GetInfo(c.ctx).WorkflowExecution.RunID, c.notifySeq)
 	}
 	eventID := flow.CustomerWorkflowID(c.in.CustomerID) + "." + source + "." + string(flow.EventLockedOut)
-	startNotify(c.ctx, c.logger, eventID, flow.AppEvent{
+	startNotify(c.ctx, c.logger, "", eventID, flow.AppEvent{
 		Type:      flow.EventLockedOut,
 		Timestamp: workflow.Now(c.ctx),
 		Data:      flow.AppEventData{CustomerID: c.in.CustomerID, Security: res.Security},

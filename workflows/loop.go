@@ -674,16 +674,18 @@ func (r *flowRun) notify(event flow.EventType, sec flow.Security) {
 	if event == "" {
 		return
 	}
-	startNotify(r.ctx, r.logger, r.f.ID+"."+string(event), r.appEvent(event, sec))
+	startNotify(r.ctx, r.logger, "", r.f.ID+"."+string(event), r.appEvent(event, sec))
 }
 
 // startNotify starts the NotifyApp workflow that delivers one event, and
 // waits only until it has started: a dead notify URL never blocks the
 // caller. The workflow id comes from the event id, so a second start of the
 // same event is refused by Temporal, which is fine.
-func startNotify(ctx workflow.Context, logger log.Logger, eventID string, ev flow.AppEvent) {
+// taskQueue "" is the caller's own queue.
+func startNotify(ctx workflow.Context, logger log.Logger, taskQueue, eventID string, ev flow.AppEvent) {
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:            flow.NotifyWorkflowID(eventID),
+		TaskQueue:             taskQueue,
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 	}

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -315,20 +314,5 @@ func (r *reconcileRun) fail(err error) (flow.ReconcileReport, error) {
 // queue (the reconciler's own queue has no NotifyApp worker), and waits
 // only until it has started.
 func (r *reconcileRun) notify(ctx workflow.Context, eventID string, ev flow.AppEvent) {
-	opts := workflow.ChildWorkflowOptions{
-		WorkflowID:            flow.NotifyWorkflowID(eventID),
-		TaskQueue:             r.in.NotifyTaskQueue,
-		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-	}
-	in := flow.DeliverEventInput{ID: eventID, Event: ev}
-	fut := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), flow.WorkflowNotifyApp, in)
-	err := fut.GetChildWorkflowExecution().Get(ctx, nil)
-	switch {
-	case err == nil:
-	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
-		r.logger.Info("App event already sent.", "eventId", eventID)
-	default:
-		r.logger.Error("Starting the app event delivery failed.", "eventId", eventID, "error", err)
-	}
+	startNotify(ctx, r.logger, r.in.NotifyTaskQueue, eventID, ev)
 }
