@@ -35,9 +35,12 @@ func registerPollRate(fs *flag.FlagSet, rate *float64) {
 		"challenge polls per second across all workers (Planbok allows 20 GET/s per organisation); give every worker the same value")
 }
 
-func validatePollRate(rate float64) error {
+func validatePollRate(rate float64) error { return planbokReadRate("poll-rate", rate) }
+
+// planbokReadRate checks a reads-per-second flag against Planbok's 20 GET/s.
+func planbokReadRate(name string, rate float64) error {
 	if rate <= 0 || rate > 20 {
-		return fmt.Errorf("--poll-rate must be above 0 and at most 20 (Planbok's GET limit), got %g", rate)
+		return fmt.Errorf("--%s must be above 0 and at most 20 (Planbok's GET limit), got %g", name, rate)
 	}
 	return nil
 }
@@ -53,8 +56,8 @@ func (r reconcileConfig) validate() error {
 			errs = append(errs, fmt.Errorf("%w (or 0 for no schedule)", err))
 		}
 	}
-	if r.Rate <= 0 || r.Rate > 20 {
-		errs = append(errs, fmt.Errorf("--reconcile-rate must be above 0 and at most 20 (Planbok's GET limit), got %g", r.Rate))
+	if err := planbokReadRate("reconcile-rate", r.Rate); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
