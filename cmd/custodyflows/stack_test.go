@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,7 +65,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 		ChallengeTTL:     15 * time.Minute,
 		PlanbokAPIKey:    testPlanbokKey,
 		WebhookSecret:    testWebhookSecret,
-		Notify:           notifyConfig{URL: events.server.URL, Secret: secretFlag{events.secretText}},
+		Notify:           notifyConfig{URL: events.url, Secret: secretFlag{events.secretText}},
 		Namespace:        "default",
 		TaskQueue:        flow.DefaultTaskQueue,
 		TemporalLogLevel: "error",
@@ -261,9 +262,16 @@ func (s *stack) onboard(refID string) flow.Customer {
 
 // eventSink receives the events custodyflows sends the app and checks
 // their Standard Webhooks signatures.
+//
+// Events go to a path of the sink's own (url), not "/": tests of other
+// packages run at the same time and may still send requests to a loopback
+// port they used and closed (a sandbox retrying a webhook, a readiness
+// poll), and the kernel may give that port to this sink. Such strays are
+// logged and answered 404; everything sent to url must be a signed event.
 type eventSink struct {
 	t          testing.TB
 	server     *httptest.Server
+	url        string
 	secretText string
 	mu         sync.Mutex
 	events     []receivedEvent
@@ -280,7 +288,13 @@ func newEventSink(t testing.TB) *eventSink {
 	if err != nil {
 		t.Fatal(err)
 	}
+	path := "/events/" + rand.Text()
 	s.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			t.Logf("event sink: ignored a stray %s %s (User-Agent %q)", r.Method, r.URL.Path, r.UserAgent())
+			http.NotFound(w, r)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		if err := notify.Verify(secret, r.Header, body, time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("event with a bad signature: %v", err)
@@ -297,6 +311,7 @@ func newEventSink(t testing.TB) *eventSink {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(s.server.Close)
+	s.url = s.server.URL + path
 	return s
 }
 
