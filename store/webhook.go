@@ -13,8 +13,8 @@ import (
 )
 
 // InboxEntry is one verified Planbok webhook in the inbox. IdempotencyKey
-// is the payload's idempotencyKey (else the X-Webhook-Id header) and is
-// unique. BodySHA256 is the hex digest of the raw body: enough to spot a
+// is the payload's idempotencyKey (else the intake's key for a body
+// without one, derived from the signed body) and is unique. BodySHA256 is the hex digest of the raw body: enough to spot a
 // redelivery whose body differs, without keeping the body.
 type InboxEntry struct {
 	ID             int64
