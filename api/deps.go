@@ -26,6 +26,7 @@ type Store interface {
 	RecordWebhook(ctx context.Context, e *store.InboxEntry) (duplicate bool, err error)
 	SetWebhookOutcome(ctx context.Context, idempotencyKey, outcome string, at time.Time) error
 	FindWebhook(ctx context.Context, idempotencyKey string) (*store.InboxEntry, error)
+	ChallengeSignalled(ctx context.Context, challengeID, challengeStatus, exceptKey string) (bool, error)
 	RecordAudit(ctx context.Context, a *store.AuditEntry) error
 	Ping(ctx context.Context) error
 }

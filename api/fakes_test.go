@@ -38,6 +38,8 @@ type fakeStore struct {
 	err       error // returned by every method when set
 	pingErr   error
 	auditErr  error // returned by RecordAudit when set
+	// signalledErr is returned by ChallengeSignalled when set.
+	signalledErr error
 }
 
 func newFakeStore() *fakeStore {
@@ -634,4 +636,22 @@ func (s *fakeStore) FindWebhook(_ context.Context, key string) (*store.InboxEntr
 	}
 	cp := *e
 	return &cp, nil
+}
+
+func (s *fakeStore) ChallengeSignalled(_ context.Context, challengeID, status, exceptKey string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.call("ChallengeSignalled"); err != nil {
+		return false, err
+	}
+	if s.signalledErr != nil {
+		return false, s.signalledErr
+	}
+	for key, e := range s.inbox {
+		if key != exceptKey && challengeID != "" && e.ChallengeID == challengeID &&
+			e.ChallengeStatus == status && e.Outcome == OutcomeSignalled {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -37,7 +37,10 @@
 //     X-Webhook-Id is not signed, so it is never the de-duplication key:
 //     a body without idempotencyKey is keyed by its SHA-256. A key seen
 //     with another body is a conflict: answered, counted, audited, not
-//     acted on. At most WebhookConcurrency intake requests run at once.
+//     acted on. A flow is signalled once per challenge ending: a verified
+//     or failed webhook whose challenge and status were already signalled
+//     is recorded as coalesced. At most WebhookConcurrency intake
+//     requests run at once.
 //   - Every error answer has the one error shape, 404 not_found for an
 //     unknown route and 405 invalid_request (with Allow) for a wrong
 //     method.

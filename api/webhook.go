@@ -27,6 +27,7 @@ const (
 	OutcomeUnmatched    = "unmatched"     // a challenge no flow knows
 	OutcomeIgnored      = "ignored"       // an event custodyflows does not act on
 	OutcomeSignalFailed = "signal_failed" // Temporal (or the store) failed; the flow's polling covers it
+	OutcomeCoalesced    = "coalesced"     // the flow was already signalled for this challenge and status
 )
 
 const (
@@ -107,14 +108,15 @@ func (s *Server) webhook(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), s.cfg.RequestTimeout)
 	defer cancel()
 	dup, err := s.store.RecordWebhook(ctx, &store.InboxEntry{
-		IdempotencyKey: key,
-		WebhookID:      webhookID,
-		EventType:      ev.Event,
-		CustomerID:     ev.Data.CustomerID,
-		ChallengeID:    ev.Data.ChallengeID,
-		BodySHA256:     bodyHash,
-		ReceivedAt:     now.UTC(),
-		Outcome:        OutcomeReceived,
+		IdempotencyKey:  key,
+		WebhookID:       webhookID,
+		EventType:       ev.Event,
+		CustomerID:      ev.Data.CustomerID,
+		ChallengeID:     ev.Data.ChallengeID,
+		ChallengeStatus: ev.Data.Status,
+		BodySHA256:      bodyHash,
+		ReceivedAt:      now.UTC(),
+		Outcome:         OutcomeReceived,
 	})
 	if err != nil {
 		// Not recorded: a 5xx makes Planbok send it again.
@@ -221,6 +223,9 @@ func (s *Server) routeWebhook(ctx context.Context, c *gin.Context, ev planbok.We
 		f, err := s.store.FindFlowByChallengeID(ctx, ev.Data.ChallengeID)
 		switch {
 		case err == nil:
+			if s.alreadySignalled(ctx, c, ev, key) {
+				return OutcomeCoalesced
+			}
 			err = s.temporal.SignalWorkflow(ctx, f.ID, "", flow.SignalChallengeEvent, flow.ChallengeEvent{
 				ChallengeID: ev.Data.ChallengeID,
 				Event:       ev.Event,
@@ -266,6 +271,37 @@ func (s *Server) routeWebhook(ctx context.Context, c *gin.Context, ev planbok.We
 		return OutcomeSignalled
 	}
 	return OutcomeIgnored
+}
+
+// alreadySignalled reports whether the flow of ev's challenge was already
+// signalled for the same terminal status by another webhook, so this one
+// can be recorded as coalesced instead of signalled. Planbok sends several
+// webhooks for one challenge ending (for an initialize flow
+// customer.pin_setup, a recovery event and challenge.completed), and the
+// flow's only reaction to a signal is to read the challenge at Planbok:
+// one signal per ending is enough, and each costs a Temporal action.
+//
+// Only a terminal status counts: a pending or missing one says nothing
+// about the ending, so it never stands in for a later decisive webhook.
+// Only the outcome signalled counts, so a failed signal is tried again by
+// the next webhook. Two webhooks handled at once may both signal (one
+// signal too many, never one too few), and a failed lookup signals.
+//
+// An earlier webhook that went to the customer workflow because no flow
+// owned the challenge yet would count too; the flow records its challenge
+// before the start answer hands out the Gateway URL, so none can end that
+// early, and the flow's own polling would cover it anyway.
+func (s *Server) alreadySignalled(ctx context.Context, c *gin.Context, ev planbok.WebhookEvent, key string) bool {
+	if ev.Data.Status != planbok.ChallengeVerified && ev.Data.Status != planbok.ChallengeFailed {
+		return false
+	}
+	done, err := s.store.ChallengeSignalled(ctx, ev.Data.ChallengeID, ev.Data.Status, key)
+	if err != nil {
+		s.logger.WarnContext(ctx, "webhook coalescing lookup failed; signalling", "request_id", requestID(c),
+			"event", ev.Event, "err", err.Error())
+		return false
+	}
+	return done
 }
 
 // isCustomerEvent reports whether event is a customer-level event

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/planbok"
 	"github.com/custodyflows/custodyflows/store"
 )
@@ -87,5 +88,90 @@ func TestWebhook_RealStoreDedupeAndConflict(t *testing.T) {
 	}
 	if n := len(tc.signalCalls()); n != 2 {
 		t.Errorf("signals: got %d, want 2 (the conflict is not acted on)", n)
+	}
+}
+
+// Coalescing against the real store (a SQLite file): the webhooks of one
+// challenge ending signal the flow once, one after another; at once they
+// may signal more than once, but never not at all.
+func TestWebhook_RealStoreCoalescesChallengeEnding(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tc := newFakeTemporal()
+	srv, err := New(Config{APIKeys: []string{testKey1}, WebhookSecrets: [][]byte{[]byte(testSecret)},
+		AllowedRedirectHosts: []string{"app.example.com"}, WebhookConcurrency: 100,
+		Clock: func() time.Time { return testNow }}, st, newFakePlanbok(), tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpsertCustomer(ctx, &store.Customer{ID: customerA, Name: "Ada"}); err != nil {
+		t.Fatal(err)
+	}
+	newFlow := func() *flow.Flow {
+		f := testFlow(customerA, flow.KindInitialize, flow.StatusAwaitingUser)
+		if err := st.UpsertFlow(ctx, f, store.FlowMeta{}); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	send := func(body, key string) {
+		h := http.Header{}
+		planbok.SetWebhookHeaders(h, []byte(testSecret), key, "event", testNow, []byte(body))
+		req := httptest.NewRequest(http.MethodPost, "/v1/webhooks/planbok", strings.NewReader(body))
+		req.Header = h
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("webhook %s: got %d %s, want 200", key, rec.Code, rec.Body.String())
+		}
+	}
+	outcome := func(key string) string {
+		e, err := st.FindWebhook(ctx, key)
+		if err != nil {
+			t.Fatalf("webhook %s: %v", key, err)
+		}
+		return e.Outcome
+	}
+
+	f := newFlow()
+	events := []string{planbok.EventCustomerPINSetup, planbok.EventCustomerRecoverySetup, planbok.EventChallengeCompleted}
+	for i, ev := range events {
+		send(challengeHook(ev, "seq-"+strconv.Itoa(i), f.ChallengeID, planbok.ChallengeVerified), "seq-"+strconv.Itoa(i))
+	}
+	if n := len(tc.signalCalls()); n != 1 {
+		t.Errorf("signals in sequence: got %d, want 1", n)
+	}
+	for i, want := range []string{OutcomeSignalled, OutcomeCoalesced, OutcomeCoalesced} {
+		if got := outcome("seq-" + strconv.Itoa(i)); got != want {
+			t.Errorf("outcome of webhook %d: got %q, want %q", i, got, want)
+		}
+	}
+
+	f = newFlow()
+	before := len(tc.signalCalls())
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			key := "par-" + strconv.Itoa(i)
+			send(challengeHook(planbok.EventChallengeCompleted, key, f.ChallengeID, planbok.ChallengeVerified), key)
+		})
+	}
+	wg.Wait()
+	signalled := 0
+	for i := range 8 {
+		switch got := outcome("par-" + strconv.Itoa(i)); got {
+		case OutcomeSignalled:
+			signalled++
+		case OutcomeCoalesced:
+		default:
+			t.Errorf("outcome of concurrent webhook %d: got %q, want signalled or coalesced", i, got)
+		}
+	}
+	if n := len(tc.signalCalls()) - before; signalled == 0 || n != signalled {
+		t.Errorf("concurrent webhooks: got %d signals and %d signalled outcomes, want the same number, at least 1", n, signalled)
 	}
 }

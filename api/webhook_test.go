@@ -233,6 +233,136 @@ func TestWebhook_CustomerEventSignalsWithStart(t *testing.T) {
 	}
 }
 
+// challengeHook is a webhook body for a challenge, keyed, with the status
+// given ("" leaves it out).
+func challengeHook(event, key, challengeID, status string) string {
+	st := ""
+	if status != "" {
+		st = `,"status":"` + status + `"`
+	}
+	return `{"event":"` + event + `","idempotencyKey":"` + key + `","data":{"customerId":"` + customerA +
+		`","challengeId":"` + challengeID + `"` + st + `}}`
+}
+
+// The three webhooks Planbok sends when an initialize challenge is verified
+// wake the flow once: the later two are recorded as coalesced.
+func TestWebhook_ChallengeEndingSignalledOnce(t *testing.T) {
+	e := newEnv(t)
+	f := testFlow(customerA, flow.KindInitialize, flow.StatusAwaitingUser)
+	e.st.addFlow(f, "", "")
+	for _, h := range []struct{ event, key string }{
+		{planbok.EventCustomerPINSetup, "evt-pin"},
+		{planbok.EventCustomerRecoverySetup, "evt-recovery"},
+		{planbok.EventChallengeCompleted, "evt-completed"},
+	} {
+		rec := e.webhook(challengeHook(h.event, h.key, f.ChallengeID, planbok.ChallengeVerified), testSecret, h.key)
+		checkAck(t, rec.Code, rec.Body.String(), false)
+	}
+	sigs := e.tc.signalCalls()
+	if len(sigs) != 1 || sigs[0].workflowID != f.ID || sigs[0].arg.(flow.ChallengeEvent).WebhookID != "evt-pin" {
+		t.Fatalf("signals: got %+v, want one to %s for evt-pin", sigs, f.ID)
+	}
+	for key, want := range map[string]string{"evt-pin": OutcomeSignalled, "evt-recovery": OutcomeCoalesced, "evt-completed": OutcomeCoalesced} {
+		if got := e.st.outcome(key); got != want {
+			t.Errorf("outcome of %s: got %q, want %q", key, got, want)
+		}
+		if got := e.st.inbox[key].ChallengeStatus; got != planbok.ChallengeVerified {
+			t.Errorf("challenge status of %s: got %q, want %q", key, got, planbok.ChallengeVerified)
+		}
+	}
+}
+
+// A webhook is coalesced only behind a signalled one for the same
+// challenge and terminal status: anything else signals as before.
+func TestWebhook_CoalescingSignalsAgain(t *testing.T) {
+	type step struct {
+		status  string
+		setup   func(*env) // before this webhook
+		outcome string
+	}
+	failSignal := func(e *env) { e.tc.signalErr = serviceerror.NewUnavailable("down") }
+	healSignal := func(e *env) { e.tc.signalErr = nil }
+	for _, tc := range []struct {
+		name    string
+		steps   []step
+		signals int
+	}{
+		{"pending then verified", []step{
+			{planbok.ChallengePending, nil, OutcomeSignalled},
+			{planbok.ChallengeVerified, nil, OutcomeSignalled},
+		}, 2},
+		{"no status then verified", []step{
+			{"", nil, OutcomeSignalled},
+			{planbok.ChallengeVerified, nil, OutcomeSignalled},
+		}, 2},
+		{"no status twice", []step{
+			{"", nil, OutcomeSignalled},
+			{"", nil, OutcomeSignalled},
+		}, 2},
+		{"pending twice", []step{
+			{planbok.ChallengePending, nil, OutcomeSignalled},
+			{planbok.ChallengePending, nil, OutcomeSignalled},
+		}, 2},
+		{"signal failed then verified", []step{
+			{planbok.ChallengeVerified, failSignal, OutcomeSignalFailed},
+			{planbok.ChallengeVerified, healSignal, OutcomeSignalled},
+			{planbok.ChallengeVerified, nil, OutcomeCoalesced},
+		}, 2},
+		{"failed after verified", []step{
+			{planbok.ChallengeVerified, nil, OutcomeSignalled},
+			{planbok.ChallengeFailed, nil, OutcomeSignalled},
+		}, 2},
+		{"failed twice", []step{
+			{planbok.ChallengeFailed, nil, OutcomeSignalled},
+			{planbok.ChallengeFailed, nil, OutcomeCoalesced},
+		}, 1},
+		{"lookup fails", []step{
+			{planbok.ChallengeVerified, func(e *env) { e.st.signalledErr = errors.New("db down") }, OutcomeSignalled},
+			{planbok.ChallengeVerified, nil, OutcomeSignalled},
+		}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			f := testFlow(customerA, flow.KindInitialize, flow.StatusAwaitingUser)
+			e.st.addFlow(f, "", "")
+			for i, st := range tc.steps {
+				if st.setup != nil {
+					st.setup(e)
+				}
+				key := "evt-" + strconv.Itoa(i)
+				rec := e.webhook(challengeHook(planbok.EventChallengeCompleted, key, f.ChallengeID, st.status), testSecret, key)
+				checkAck(t, rec.Code, rec.Body.String(), false)
+				if got := e.st.outcome(key); got != st.outcome {
+					t.Errorf("webhook %d (status %q): got outcome %q, want %q", i, st.status, got, st.outcome)
+				}
+			}
+			if got := len(e.tc.signalCalls()); got != tc.signals {
+				t.Errorf("signals: got %d, want %d", got, tc.signals)
+			}
+		})
+	}
+}
+
+// A signalled ending of one challenge does not stand for another's.
+func TestWebhook_CoalescingPerChallenge(t *testing.T) {
+	e := newEnv(t)
+	f1 := testFlow(customerA, flow.KindInitialize, flow.StatusAwaitingUser)
+	f2 := testFlow(customerB, flow.KindInitialize, flow.StatusAwaitingUser)
+	e.st.addFlow(f1, "", "")
+	e.st.addFlow(f2, "", "")
+	for i, f := range []*flow.Flow{f1, f2} {
+		key := "evt-" + strconv.Itoa(i)
+		rec := e.webhook(challengeHook(planbok.EventChallengeCompleted, key, f.ChallengeID, planbok.ChallengeVerified), testSecret, key)
+		checkAck(t, rec.Code, rec.Body.String(), false)
+		if got := e.st.outcome(key); got != OutcomeSignalled {
+			t.Errorf("outcome for %s: got %q, want %q", f.ID, got, OutcomeSignalled)
+		}
+	}
+	if sigs := e.tc.signalCalls(); len(sigs) != 2 || sigs[0].workflowID != f1.ID || sigs[1].workflowID != f2.ID {
+		t.Errorf("signals: got %+v, want one to each flow", sigs)
+	}
+}
+
 func TestWebhook_Outcomes(t *testing.T) {
 	f := testFlow(customerA, flow.KindResetPIN, flow.StatusAwaitingUser)
 	for _, tc := range []struct {

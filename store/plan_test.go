@@ -16,9 +16,14 @@ func TestQueryPlans_UseIndexes(t *testing.T) {
 		{`SELECT id FROM flows WHERE ` + whereIdempotencyKey, "flows_customer_idempotency_key"},
 		{selectOldInbox, "webhook_inbox_received_at"},
 		{selectOldAudit, "audit_log_at"},
+		{selectChallengeSignalled, "webhook_inbox_challenge_status"},
 	}
 	for _, tt := range tests {
-		rows, err := s.r.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+tt.query, "a", "b")
+		args := make([]any, strings.Count(tt.query, "?"))
+		for i := range args {
+			args[i] = string(rune('a' + i))
+		}
+		rows, err := s.r.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+tt.query, args...)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.query, err)
 		}

@@ -98,13 +98,16 @@ func TestOpen_MigratesTwiceAndReopens(t *testing.T) {
 			t.Fatalf("Migrate on second store: %v", err)
 		}
 		wantVersions(t, s2)
-		for _, idx := range []string{"flows_customer_idempotency_key", "webhook_inbox_received_at"} {
+		for _, idx := range []string{"flows_customer_idempotency_key", "webhook_inbox_received_at", "webhook_inbox_challenge_status"} {
 			if !hasIndex(t, s2, idx) {
 				t.Errorf("index %s: missing", idx)
 			}
 		}
 		if hasIndex(t, s2, "flows_idempotency_key") {
 			t.Error("index flows_idempotency_key (global keys): still there, want it replaced by the per-customer one")
+		}
+		if hasIndex(t, s2, "webhook_inbox_challenge_id") {
+			t.Error("index webhook_inbox_challenge_id: still there, want it replaced by webhook_inbox_challenge_status")
 		}
 		if err := s.Ping(ctx); err != nil {
 			t.Errorf("Ping: %v", err)

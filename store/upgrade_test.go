@@ -99,7 +99,7 @@ func TestOpen_UpgradesRelease1SQLite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("webhook: %v", err)
 	}
-	if wh.Outcome != "signalled" || wh.EventType != "customer.pin_setup" || !wh.ReceivedAt.Equal(t0) {
+	if wh.Outcome != "signalled" || wh.EventType != "customer.pin_setup" || wh.ChallengeStatus != "" || !wh.ReceivedAt.Equal(t0) {
 		t.Errorf("webhook: got %+v", wh)
 	}
 	if dup, err := s.RecordWebhook(ctx, &InboxEntry{IdempotencyKey: "wh-key-1"}); err != nil || !dup {

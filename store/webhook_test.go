@@ -14,7 +14,7 @@ func TestRecordWebhook_DetectsDuplicates(t *testing.T) {
 		received := time.Date(2026, 3, 1, 10, 0, 0, 42, time.UTC)
 		first := &InboxEntry{
 			IdempotencyKey: "idem-1", WebhookID: "wh-1", EventType: "customer.pin_setup",
-			CustomerID: "c1", ChallengeID: "ch-1", BodySHA256: "ab12", ReceivedAt: received,
+			CustomerID: "c1", ChallengeID: "ch-1", ChallengeStatus: "verified", BodySHA256: "ab12", ReceivedAt: received,
 		}
 		dup, err := s.RecordWebhook(ctx, first)
 		if err != nil || dup {
@@ -23,7 +23,7 @@ func TestRecordWebhook_DetectsDuplicates(t *testing.T) {
 		if first.ID == 0 {
 			t.Error("ID after insert: got 0, want the row id")
 		}
-		again := &InboxEntry{IdempotencyKey: "idem-1", WebhookID: "wh-2", EventType: "other", ReceivedAt: received.Add(time.Minute)}
+		again := &InboxEntry{IdempotencyKey: "idem-1", WebhookID: "wh-2", EventType: "other", ChallengeStatus: "failed", ReceivedAt: received.Add(time.Minute)}
 		dup, err = s.RecordWebhook(ctx, again)
 		if err != nil || !dup {
 			t.Fatalf("second RecordWebhook: got duplicate=%v err=%v, want true, nil", dup, err)
@@ -80,6 +80,57 @@ func TestWebhook_NotFoundAndInvalid(t *testing.T) {
 		wantCode(t, err, flow.CodeNotFound)
 		if _, err := s.RecordWebhook(ctx, &InboxEntry{}); err == nil {
 			t.Error("RecordWebhook with empty key: got nil error, want one")
+		}
+	})
+}
+
+// ChallengeSignalled answers for other rows of the same challenge and
+// status whose outcome is "signalled", and for nothing else: not the asking
+// row, not another status, not a row still received or whose signal failed.
+func TestChallengeSignalled_MatchesOnlySignalledRows(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		for _, r := range []struct{ key, challenge, status, outcome string }{
+			{"pin-setup", "ch-1", "verified", "signalled"},
+			{"completed", "ch-1", "verified", "received"},
+			{"failed-signal", "ch-2", "verified", "signal_failed"},
+			{"no-status", "ch-3", "", "signalled"},
+			{"no-challenge", "", "verified", "signalled"},
+			{"pending", "ch-4", "pending", "signalled"},
+		} {
+			if _, err := s.RecordWebhook(ctx, &InboxEntry{IdempotencyKey: r.key, EventType: "challenge.completed",
+				ChallengeID: r.challenge, ChallengeStatus: r.status}); err != nil {
+				t.Fatal(err)
+			}
+			if r.outcome != "received" {
+				if err := s.SetWebhookOutcome(ctx, r.key, r.outcome, time.Time{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, tt := range []struct {
+			name                      string
+			challenge, status, except string
+			want                      bool
+		}{
+			{"other row signalled", "ch-1", "verified", "completed", true},
+			{"only the asking row signalled", "ch-1", "verified", "pin-setup", false},
+			{"another status", "ch-1", "failed", "completed", false},
+			{"signal failed", "ch-2", "verified", "again", false},
+			{"earlier row had no status", "ch-3", "verified", "again", false},
+			{"earlier row pending", "ch-4", "verified", "again", false},
+			{"unknown challenge", "ch-9", "verified", "again", false},
+			{"empty challenge", "", "verified", "again", false},
+		} {
+			got, err := s.ChallengeSignalled(ctx, tt.challenge, tt.status, tt.except)
+			if err != nil || got != tt.want {
+				t.Errorf("%s: ChallengeSignalled(%q, %q, except %q): got %v, %v; want %v, nil",
+					tt.name, tt.challenge, tt.status, tt.except, got, err, tt.want)
+			}
+		}
+		got, err := s.FindWebhook(ctx, "pin-setup")
+		if err != nil || got.ChallengeStatus != "verified" {
+			t.Errorf("stored status: got %+v (%v), want verified", got, err)
 		}
 	})
 }
