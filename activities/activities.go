@@ -34,6 +34,7 @@ type PlanbokAPI interface {
 // Store is the part of *store.Store the activities use.
 type Store interface {
 	UpsertFlow(ctx context.Context, f *flow.Flow, meta store.FlowMeta) error
+	FindFlowByID(ctx context.Context, id string) (*flow.Flow, error)
 	UpdateSecurity(ctx context.Context, customerID string, u store.SecurityUpdate) (flow.Security, error)
 	FindCustomerByID(ctx context.Context, id string) (*store.Customer, error)
 	RecordAudit(ctx context.Context, a *store.AuditEntry) error
@@ -210,6 +211,23 @@ func (a *Activities) RecordFlow(ctx context.Context, in flow.RecordFlowInput) er
 	f := in.Flow
 	err := a.Store.UpsertFlow(ctx, &f, store.FlowMeta{IdempotencyKey: in.IdempotencyKey, RequestHash: in.RequestHash})
 	return a.classify(ctx, "record flow", err)
+}
+
+// ReadFlow returns the flow's stored row, nil when there is none. A
+// customer workflow reads it before it answers with, or refuses because
+// of, the flow it holds as active: a lean flow writes its end to the store
+// first and its customer workflow learns it only when the flow workflow
+// closes.
+func (a *Activities) ReadFlow(ctx context.Context, in flow.ReadFlowInput) (*flow.Flow, error) {
+	f, err := a.Store.FindFlowByID(ctx, in.FlowID)
+	var ferr *flow.Error
+	if errors.As(err, &ferr) && ferr.Code == flow.CodeFlowNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, a.classify(ctx, "read flow", err)
+	}
+	return f, nil
 }
 
 // SyncCustomer re-reads the customer from Planbok and stores its security

@@ -537,3 +537,24 @@ func TestActivityEnvironment(t *testing.T) {
 		t.Errorf("got message %q, want Planbok's message", appErr.Message())
 	}
 }
+
+func TestReadFlow_RowOrNil(t *testing.T) {
+	st := newFakeStore()
+	a := &Activities{Store: st}
+	got, err := a.ReadFlow(context.Background(), flow.ReadFlowInput{FlowID: "flow_missing"})
+	if err != nil || got != nil {
+		t.Fatalf("missing row: got %v, %v; want nil, nil", got, err)
+	}
+	want := flow.Flow{ID: "flow_x", Status: flow.StatusCompleted}
+	if err := st.UpsertFlow(context.Background(), &want, store.FlowMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = a.ReadFlow(context.Background(), flow.ReadFlowInput{FlowID: "flow_x"})
+	if err != nil || got == nil || got.Status != flow.StatusCompleted {
+		t.Fatalf("stored row: got %+v, %v; want the completed flow", got, err)
+	}
+	st.err = errors.New("database is locked")
+	if _, err := a.ReadFlow(context.Background(), flow.ReadFlowInput{FlowID: "flow_x"}); err == nil {
+		t.Fatal("store failure: got nil error, want one")
+	}
+}

@@ -87,6 +87,22 @@ func (s *fakeStore) UpsertFlow(_ context.Context, f *flow.Flow, meta store.FlowM
 	return nil
 }
 
+// FindFlowByID returns the last row written for id.
+func (s *fakeStore) FindFlowByID(_ context.Context, id string) (*flow.Flow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	for i := len(s.flows) - 1; i >= 0; i-- {
+		if s.flows[i].ID == id {
+			f := s.flows[i]
+			return &f, nil
+		}
+	}
+	return nil, flow.Errorf(flow.CodeFlowNotFound, "Flow %q was not found.", id)
+}
+
 func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.SecurityUpdate) (flow.Security, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -62,6 +62,11 @@ type RecordFlowInput struct {
 	RequestHash    string `json:"requestHash,omitempty"`
 }
 
+// ReadFlowInput reads a flow's row from the store's flow index.
+type ReadFlowInput struct {
+	FlowID string `json:"flowId"`
+}
+
 // SyncCustomerInput re-reads a customer from Planbok and records its
 // security status. Kind (with At) says which flow just completed, so the
 // matching timestamp (pinSetAt, pinUpdatedAt, …) is set; Event names the

@@ -28,6 +28,7 @@ const (
 	ActivityCreateChallenge = "CreateChallenge"
 	ActivityGetChallenge    = "GetChallenge"
 	ActivityRecordFlow      = "RecordFlow"
+	ActivityReadFlow        = "ReadFlow"
 	ActivitySyncCustomer    = "SyncCustomer"
 	ActivityRecordAudit     = "RecordAudit"
 	ActivityDeliverEvent    = "DeliverEvent"
@@ -175,6 +176,13 @@ type FlowInput struct {
 	// challenge retries until then (zero: the fixed per-call limit of
 	// flows started before the budget).
 	PlanbokDeadline time.Time `json:"planbokDeadline,omitzero"`
+	// Challenge is set when the customer workflow created the challenge
+	// and recorded the flow in awaiting_user itself (lean customer
+	// workflows): the flow starts waiting for the user at once and reports
+	// its end by its result, never by signal. StartError is set instead
+	// when creating the challenge failed: the flow only records that end.
+	Challenge  *Challenge `json:"challenge,omitempty"`
+	StartError *Error     `json:"startError,omitempty"`
 }
 
 // ChallengeEvent is the payload of SignalChallengeEvent: a webhook that

@@ -87,6 +87,7 @@ func activityRegistrations(a *activities.Activities) []registration {
 		{flow.ActivityCreateChallenge, a.CreateChallenge},
 		{flow.ActivityGetChallenge, a.GetChallenge},
 		{flow.ActivityRecordFlow, a.RecordFlow},
+		{flow.ActivityReadFlow, a.ReadFlow},
 		{flow.ActivitySyncCustomer, a.SyncCustomer},
 		{flow.ActivityRecordAudit, a.RecordAudit},
 		{flow.ActivityDeliverEvent, a.DeliverEvent},

@@ -77,7 +77,7 @@ func TestNames_CoverFlowConstants(t *testing.T) {
 		flow.WorkflowReconcile,
 	}
 	wantActivities := []string{
-		flow.ActivityPreflight, flow.ActivityCreateChallenge, flow.ActivityGetChallenge, flow.ActivityRecordFlow,
+		flow.ActivityPreflight, flow.ActivityCreateChallenge, flow.ActivityGetChallenge, flow.ActivityRecordFlow, flow.ActivityReadFlow,
 		flow.ActivitySyncCustomer, flow.ActivityRecordAudit, flow.ActivityDeliverEvent, flow.ActivityAwaitChallenge,
 		flow.ActivityListCustomerIDs, flow.ActivityReconcileCustomer, flow.ActivityListActiveFlows, flow.ActivityRepairFlow,
 	}
