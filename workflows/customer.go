@@ -59,11 +59,27 @@ func Customer(ctx workflow.Context, in flow.CustomerInput) error {
 		}
 		c.remember(rec.Key, rec.RequestHash, rec.Flow.ID)
 	}
+	// Decided once per run, in its first workflow task: a run recorded
+	// before versionLeanCustomer replays the older shape to its end.
+	c.lean = workflow.GetVersion(ctx, versionLeanCustomer, workflow.DefaultVersion, 1) >= 1
+	c.lastActive = workflow.Now(ctx)
 	if err := c.setHandlers(); err != nil {
 		return err
 	}
 	return c.loop()
 }
+
+// versionLeanCustomer marks runs whose starts cost the fewest Temporal
+// round trips: Preflight, CreateChallenge and the flow's first row are
+// local activities of the start itself, so the answer needs no signal from
+// the flow workflow, which starts already waiting for the user
+// (flow.FlowInput.Challenge) and reports its end by its result; the flow
+// id derives from the run and the start's number, not a side effect, so a
+// retried workflow task re-sends the same challenge idempotency key; one
+// idle timer serves successive idle periods; and customer events re-read
+// the customer in a local activity. Runs before it use versionStartPath's
+// shapes.
+const versionLeanCustomer = "lean-customer"
 
 // keyEntry is an idempotency key: the request it was first used with and
 // the flow it answers with.
@@ -99,6 +115,14 @@ type customerRun struct {
 	unknown bool
 	// notifySeq numbers app events that have no webhook id to name them.
 	notifySeq int
+
+	// lean is set for runs with versionLeanCustomer's shape.
+	lean bool
+	// lastActive is when the run last had work (its start, a start, a
+	// customer event, a flow's end); the idle timeout counts from it.
+	lastActive time.Time
+	// idleTimer is the lean runs' idle timer, nil when none runs.
+	idleTimer workflow.Future
 
 	flowChanged    workflow.ReceiveChannel
 	customerEvents workflow.ReceiveChannel
@@ -167,10 +191,16 @@ func (c *customerRun) applyPendingFlowChanges() {
 // start handles the start-flow update: it returns an idempotent replay,
 // the active flow, a refusal, or the new flow once it waits for the user.
 func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.StartResult, error) {
-	v := workflow.GetVersion(ctx, versionStartPath, workflow.DefaultVersion, 2)
+	v := workflow.Version(2)
+	if !c.lean {
+		v = workflow.GetVersion(ctx, versionStartPath, workflow.DefaultVersion, 2)
+	}
 	// The budget runs from arrival: time spent waiting behind another start
 	// of this customer is part of it.
 	deadline := workflow.Now(ctx).Add(planbokBudget(req))
+	if c.lean {
+		c.lastActive = workflow.Now(ctx)
+	}
 	if err := workflow.Await(ctx, func() bool { return !c.busy }); err != nil {
 		return flow.StartResult{}, err
 	}
@@ -183,6 +213,9 @@ func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.S
 		// applies flow changes. Without this, a start right after a cancel
 		// answered with the cancelled flow as if it were still active.
 		c.applyPendingFlowChanges()
+	}
+	if c.lean {
+		c.refreshActive(ctx)
 	}
 
 	if req.IdempotencyKey != "" {
@@ -230,6 +263,9 @@ func (c *customerRun) start(ctx workflow.Context, req flow.StartRequest) (flow.S
 		return refuse(refusal), nil
 	}
 	c.unknown = false
+	if c.lean {
+		return c.startLean(ctx, req, deadline)
+	}
 
 	var flowID string
 	err := workflow.SideEffect(ctx, func(workflow.Context) any { return flow.NewFlowID(nil) }).Get(&flowID)
@@ -283,8 +319,15 @@ func planbokBudget(req flow.StartRequest) time.Duration {
 // deadline; zero: the fixed per-call limit of older histories).
 func (c *customerRun) preflight(ctx workflow.Context, kind flow.Kind, deadline time.Time) *flow.Error {
 	var pre flow.PreflightResult
-	actx := workflow.WithActivityOptions(ctx, startPlanbokOptions(ctx, deadline))
-	err := workflow.ExecuteActivity(actx, flow.ActivityPreflight, flow.PreflightInput{CustomerID: c.in.CustomerID, Kind: kind}).Get(actx, &pre)
+	in := flow.PreflightInput{CustomerID: c.in.CustomerID, Kind: kind}
+	var err error
+	if c.lean {
+		lctx := workflow.WithLocalActivityOptions(ctx, localOptions(startPlanbokOptions(ctx, deadline)))
+		err = workflow.ExecuteLocalActivity(lctx, flow.ActivityPreflight, in).Get(lctx, &pre)
+	} else {
+		actx := workflow.WithActivityOptions(ctx, startPlanbokOptions(ctx, deadline))
+		err = workflow.ExecuteActivity(actx, flow.ActivityPreflight, in).Get(actx, &pre)
+	}
 	if err != nil {
 		ferr := activityError(err)
 		c.logger.Warn("Preflight failed.", "kind", string(kind), "code", string(ferr.Code), "error", err)
@@ -303,6 +346,20 @@ func (c *customerRun) preflight(ctx workflow.Context, kind flow.Kind, deadline t
 // customer's slot, and returns the flow's snapshot, which the flow's
 // signals keep current.
 func (c *customerRun) startFlow(ctx workflow.Context, flowID string, req flow.StartRequest, deadline time.Time) (*flow.Flow, error) {
+	in, snap := c.newFlow(ctx, flowID, req, deadline)
+	c.flows[flowID] = snap
+	c.active = flowID
+	if err := c.startChild(ctx, in); err != nil {
+		delete(c.flows, flowID)
+		c.active = ""
+		return nil, err
+	}
+	return snap, nil
+}
+
+// newFlow returns the flow workflow's input and the flow's first snapshot
+// (status starting).
+func (c *customerRun) newFlow(ctx workflow.Context, flowID string, req flow.StartRequest, deadline time.Time) (flow.FlowInput, *flow.Flow) {
 	now := workflow.Now(ctx)
 	in := flow.FlowInput{
 		FlowID:             flowID,
@@ -327,27 +384,28 @@ func (c *customerRun) startFlow(ctx workflow.Context, flowID string, req flow.St
 		CreatedAt:   now,
 		UpdatedAt:   now,
 	}
-	c.flows[flowID] = snap
-	c.active = flowID
+	return in, snap
+}
 
+// startChild starts the flow workflow of in, waits until it runs, and
+// takes its result when it ends.
+func (c *customerRun) startChild(ctx workflow.Context, in flow.FlowInput) error {
 	opts := workflow.ChildWorkflowOptions{
-		WorkflowID:            flowID,
+		WorkflowID:            in.FlowID,
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 	}
-	fut := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), req.Kind.WorkflowType(), in)
+	fut := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), in.Kind.WorkflowType(), in)
 	if err := fut.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-		delete(c.flows, flowID)
-		c.active = ""
-		return nil, err
+		return err
 	}
-	c.logger.Info("Flow started.", "flowId", flowID, "kind", string(req.Kind))
+	c.logger.Info("Flow started.", "flowId", in.FlowID, "kind", string(in.Kind))
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var res flow.Flow
 		err := fut.Get(ctx, &res)
-		c.flowEnded(flowID, res, err)
+		c.flowEnded(in.FlowID, res, err)
 	})
-	return snap, nil
+	return nil
 }
 
 // apply takes a flow's status change; status only moves forward, and a
@@ -457,6 +515,7 @@ func (c *customerRun) loop() error {
 		var ev flow.CustomerEvent
 		if c.customerEvents.ReceiveAsync(&ev) {
 			c.handleEvent(ev)
+			c.lastActive = workflow.Now(ctx)
 			continue
 		}
 		if !c.idle() {
@@ -464,6 +523,7 @@ func (c *customerRun) loop() error {
 			if err != nil {
 				return err
 			}
+			c.lastActive = workflow.Now(ctx)
 			continue
 		}
 		if c.continueAsNewDue() {
@@ -473,6 +533,17 @@ func (c *customerRun) loop() error {
 			c.logger.Info("Continuing as new.", "starts", c.starts)
 			next := flow.CustomerInput{CustomerID: c.in.CustomerID, IdleTimeout: c.in.IdleTimeout, RecentKeys: c.recentKeys(), Quota: c.quota}
 			return workflow.NewContinueAsNewError(ctx, flow.WorkflowCustomer, next)
+		}
+		if c.lean {
+			done, err := c.waitIdle()
+			if err != nil {
+				return err
+			}
+			if !done {
+				continue
+			}
+			c.logger.Info("Idle; completing.")
+			return nil
 		}
 		// An explicit timer, cancelled when work comes, so an idle period
 		// that ends early leaves no timer behind.
@@ -492,6 +563,54 @@ func (c *customerRun) loop() error {
 		c.logger.Info("Idle; completing.")
 		return nil
 	}
+}
+
+// waitIdle is the lean runs' idle wait: it reports done once the run has
+// been idle for idleDue. One timer serves successive idle periods: work
+// that comes before it fires leaves it running (a cancelled and restarted
+// timer would cost an action per flow), and when it fires early for the
+// latest idle period, a new one covers the rest.
+func (c *customerRun) waitIdle() (done bool, err error) {
+	ctx := c.ctx
+	due := c.idleDue()
+	if !workflow.Now(ctx).Before(due) {
+		return !c.drain(), nil
+	}
+	if c.idleTimer == nil {
+		c.idleTimer = workflow.NewTimerWithOptions(ctx, due.Sub(workflow.Now(ctx)), workflow.TimerOptions{Summary: "idle"})
+	}
+	timer := c.idleTimer
+	err = workflow.Await(ctx, func() bool {
+		return timer.IsReady() || !c.idle() || c.customerEvents.Len() > 0 || c.continueAsNewDue()
+	})
+	if err != nil || !timer.IsReady() {
+		return false, err
+	}
+	c.idleTimer = nil
+	if c.drain() || workflow.Now(ctx).Before(c.idleDue()) {
+		return false, nil
+	}
+	return true, nil
+}
+
+// idleDue is when an idle lean run completes: the idle timeout after its
+// last work, and never before its quota bucket has refilled; at once for a
+// customer Planbok does not know and this run holds nothing for.
+func (c *customerRun) idleDue() time.Time {
+	now := workflow.Now(c.ctx)
+	refill := c.quota.Full(now)
+	if c.unknown && len(c.flows) == 0 && refill == 0 {
+		return now
+	}
+	d := DefaultIdleTimeout
+	if c.in.IdleTimeout > 0 {
+		d = c.in.IdleTimeout
+	}
+	due := c.lastActive.Add(d)
+	if full := now.Add(refill); full.After(due) {
+		due = full
+	}
+	return due
 }
 
 // drain applies every flow change still buffered and reports whether work
@@ -520,10 +639,15 @@ func (c *customerRun) handleEvent(ev flow.CustomerEvent) {
 		at = workflow.Now(c.ctx)
 	}
 	var res flow.SyncCustomerResult
-	ctx := workflow.WithActivityOptions(c.ctx, syncOptions())
-	err := workflow.ExecuteActivity(ctx, flow.ActivitySyncCustomer, flow.SyncCustomerInput{
-		CustomerID: c.in.CustomerID, Event: ev.Event, At: at,
-	}).Get(ctx, &res)
+	in := flow.SyncCustomerInput{CustomerID: c.in.CustomerID, Event: ev.Event, At: at}
+	var err error
+	if c.lean {
+		ctx := workflow.WithLocalActivityOptions(c.ctx, localSyncOptions())
+		err = workflow.ExecuteLocalActivity(ctx, flow.ActivitySyncCustomer, in).Get(ctx, &res)
+	} else {
+		ctx := workflow.WithActivityOptions(c.ctx, syncOptions())
+		err = workflow.ExecuteActivity(ctx, flow.ActivitySyncCustomer, in).Get(ctx, &res)
+	}
 	if err != nil {
 		c.logger.Warn("Syncing the customer after an event failed.", "event", ev.Event, "error", err)
 		return

@@ -703,20 +703,41 @@ func (ct *customerTest) cancelFlow(d time.Duration, flowID func() string) {
 }
 
 func TestCustomer_FlowEndedWithoutStatusFreesSlot(t *testing.T) {
-	ct := newCustomerTest(t)
-	// A flow workflow that fails (a bug) without reporting a status.
-	ct.env.RegisterWorkflowWithOptions(func(workflow.Context, flow.FlowInput) (flow.Flow, error) {
-		return flow.Flow{}, errors.New("boom")
-	}, workflow.RegisterOptions{Name: flow.WorkflowRecovery, DisableAlreadyRegisteredCheck: true})
-	first := ct.start(0, request(flow.KindRecovery, "key-1", "hash-1"))
-	second := ct.start(time.Second, request(flow.KindUpdatePIN, "key-2", "hash-2"))
-	if err := ct.run(); err != nil {
-		t.Fatalf("workflow error: got %v, want nil", err)
+	for _, legacy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("legacy=%v", legacy), func(t *testing.T) {
+			ct := newCustomerTest(t)
+			// A flow workflow that fails (a bug) without reporting a status.
+			ct.env.RegisterWorkflowWithOptions(func(workflow.Context, flow.FlowInput) (flow.Flow, error) {
+				return flow.Flow{}, errors.New("boom")
+			}, workflow.RegisterOptions{Name: flow.WorkflowRecovery, DisableAlreadyRegisteredCheck: true})
+			if legacy {
+				ct.legacy()
+			}
+			first := ct.start(0, request(flow.KindRecovery, "key-1", "hash-1"))
+			second := ct.start(time.Second, request(flow.KindUpdatePIN, "key-2", "hash-2"))
+			if err := ct.run(); err != nil {
+				t.Fatalf("workflow error: got %v, want nil", err)
+			}
+			f := first.created(t)
+			if legacy {
+				// The start waited for the flow's first signal, which never came.
+				wantStatus(t, f, flow.StatusFailed, flow.CodeInternal)
+				if first.res.Refusal == nil || first.res.Refusal.Code != flow.CodeInternal {
+					t.Errorf("refusal: got %v, want internal", first.res.Refusal)
+				}
+			} else {
+				// The challenge existed before the flow workflow ran.
+				wantStatus(t, f, flow.StatusAwaitingUser, "")
+			}
+			// Either way the slot was freed when the workflow ended.
+			wantStatus(t, second.created(t), flow.StatusAwaitingUser, "")
+		})
 	}
-	f := first.created(t)
-	wantStatus(t, f, flow.StatusFailed, flow.CodeInternal)
-	if first.res.Refusal == nil || first.res.Refusal.Code != flow.CodeInternal {
-		t.Errorf("refusal: got %v, want internal", first.res.Refusal)
-	}
-	wantStatus(t, second.created(t), flow.StatusAwaitingUser, "")
+}
+
+// legacy makes the customer workflow run the shape recorded before
+// versionLeanCustomer, as a run started by an older release does.
+func (ct *customerTest) legacy() *customerTest {
+	ct.env.OnGetVersion(versionLeanCustomer, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	return ct
 }

@@ -42,16 +42,20 @@ type fakeActivities struct {
 	syncResult      func(call int) flow.SyncCustomerResult
 	onSync          func(call int) // runs inside SyncCustomer, e.g. to signal meanwhile
 	preflight       func(flow.PreflightInput) (flow.PreflightResult, error)
+	deliverErr      func(call int) error // DeliverEvent's error on call n
 	// observed
 	creates    []flow.CreateChallengeInput
 	gets       []time.Duration // offsets from t0 of GetChallenge calls
 	polls      []time.Duration // offsets from t0 of AwaitChallenge attempts
 	records    []flow.RecordFlowInput
+	reads      []string // flow ids ReadFlow was asked for
 	audits     []flow.AuditInput
 	syncs      []flow.SyncCustomerInput
 	syncCalls  int
 	deliveries []flow.DeliverEventInput
-	preflights []flow.PreflightInput
+	// deliveredLocally tells, per delivery, whether it was a local activity.
+	deliveredLocally []bool
+	preflights       []flow.PreflightInput
 }
 
 func newFakes(now func() time.Time) *fakeActivities { return &fakeActivities{now: now} }
@@ -65,6 +69,7 @@ func (f *fakeActivities) register(r interface {
 		flow.ActivityCreateChallenge: f.CreateChallenge,
 		flow.ActivityGetChallenge:    f.GetChallenge,
 		flow.ActivityRecordFlow:      f.RecordFlow,
+		flow.ActivityReadFlow:        f.ReadFlow,
 		flow.ActivitySyncCustomer:    f.SyncCustomer,
 		flow.ActivityRecordAudit:     f.RecordAudit,
 		flow.ActivityDeliverEvent:    f.DeliverEvent,
@@ -161,6 +166,20 @@ func (f *fakeActivities) RecordFlow(_ context.Context, in flow.RecordFlowInput) 
 	return nil
 }
 
+// ReadFlow returns the last row RecordFlow wrote for the flow, if any.
+func (f *fakeActivities) ReadFlow(_ context.Context, in flow.ReadFlowInput) (*flow.Flow, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads = append(f.reads, in.FlowID)
+	for i := len(f.records) - 1; i >= 0; i-- {
+		if f.records[i].Flow.ID == in.FlowID {
+			row := f.records[i].Flow
+			return &row, nil
+		}
+	}
+	return nil, nil
+}
+
 func (f *fakeActivities) SyncCustomer(_ context.Context, in flow.SyncCustomerInput) (flow.SyncCustomerResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -187,10 +206,14 @@ func (f *fakeActivities) RecordAudit(_ context.Context, in flow.AuditInput) erro
 	return nil
 }
 
-func (f *fakeActivities) DeliverEvent(_ context.Context, in flow.DeliverEventInput) error {
+func (f *fakeActivities) DeliverEvent(ctx context.Context, in flow.DeliverEventInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deliveries = append(f.deliveries, in)
+	f.deliveredLocally = append(f.deliveredLocally, activity.GetInfo(ctx).IsLocalActivity)
+	if f.deliverErr != nil {
+		return f.deliverErr(len(f.deliveries))
+	}
 	return nil
 }
 

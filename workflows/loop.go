@@ -64,6 +64,11 @@ type flowRun struct {
 
 	// lean is set for flows that run versionLean's shape.
 	lean bool
+	// started is set for flows whose customer workflow created the
+	// challenge and recorded the awaiting_user row (flow.FlowInput's
+	// Challenge or StartError): lean, and reporting their end by their
+	// result only, never by signal.
+	started bool
 
 	cancelRequested bool
 	// ending is set once the loop has decided the outcome; a cancel that
@@ -168,20 +173,26 @@ func (r *flowRun) setHandlers() error {
 const versionLean = "lean-flow"
 
 func (r *flowRun) run() {
-	r.lean = workflow.GetVersion(r.ctx, versionLean, workflow.DefaultVersion, 1) >= 1
-	if !r.lean {
-		r.record(r.f)
-	}
-
-	ch, ferr := r.createChallenge()
-	if ferr == nil {
-		r.f.ChallengeID = ch.ID
-		r.f.GatewayURL = ch.GatewayURL
-		expires := ch.ExpiresAt.UTC()
-		if ch.ExpiresAt.IsZero() {
-			expires = workflow.Now(r.ctx).Add(DefaultChallengeTTL)
+	var ch flow.Challenge
+	var ferr *flow.Error
+	if r.in.Challenge != nil || r.in.StartError != nil {
+		// Decided by the input, which older histories never carry: no
+		// version marker needed.
+		r.lean, r.started = true, true
+		if r.in.Challenge != nil {
+			ch = *r.in.Challenge
+		} else {
+			ferr = r.in.StartError
 		}
-		r.f.ExpiresAt = &expires
+	} else {
+		r.lean = workflow.GetVersion(r.ctx, versionLean, workflow.DefaultVersion, 1) >= 1
+		if !r.lean {
+			r.record(r.f)
+		}
+		ch, ferr = createChallenge(r.ctx, r.logger, &r.f, r.in.PlanbokDeadline, r.lean)
+	}
+	if ferr == nil {
+		setChallenge(r.ctx, &r.f, ch)
 	}
 	switch {
 	case r.ctx.Err() != nil || r.cancelRequested:
@@ -192,7 +203,12 @@ func (r *flowRun) run() {
 		return
 	}
 
-	r.moveTo(flow.StatusAwaitingUser, nil)
+	if r.started {
+		// The customer workflow recorded this status.
+		r.f.Status = flow.StatusAwaitingUser
+	} else {
+		r.moveTo(flow.StatusAwaitingUser, nil)
+	}
 	var status flow.Status
 	if r.lean {
 		status, ferr = r.waitLean()
@@ -202,35 +218,48 @@ func (r *flowRun) run() {
 	r.end(status, ferr)
 }
 
-// createChallenge runs CreateChallenge once (with its retries).
-func (r *flowRun) createChallenge() (flow.Challenge, *flow.Error) {
+// createChallenge runs CreateChallenge once (with its retries) for f,
+// within what the start's Planbok budget left after Preflight (until
+// deadline), as a local activity when local is set.
+func createChallenge(ctx workflow.Context, logger log.Logger, f *flow.Flow, deadline time.Time, local bool) (flow.Challenge, *flow.Error) {
 	in := flow.CreateChallengeInput{
-		FlowID:         r.f.ID,
-		CustomerID:     r.f.CustomerID,
-		Kind:           r.f.Kind,
-		RedirectURL:    r.f.RedirectURL,
-		Blockchains:    r.f.Blockchains,
-		IdempotencyKey: challengeKey(r.f.ID),
+		FlowID:         f.ID,
+		CustomerID:     f.CustomerID,
+		Kind:           f.Kind,
+		RedirectURL:    f.RedirectURL,
+		Blockchains:    f.Blockchains,
+		IdempotencyKey: challengeKey(f.ID),
 	}
 	var ch flow.Challenge
 	var fut workflow.Future
-	// Within what the start's Planbok budget left after Preflight.
-	opts := startPlanbokOptions(r.ctx, r.in.PlanbokDeadline)
-	if r.lean {
-		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localOptions(opts)), flow.ActivityCreateChallenge, in)
+	opts := startPlanbokOptions(ctx, deadline)
+	if local {
+		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(opts)), flow.ActivityCreateChallenge, in)
 	} else {
-		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, opts), flow.ActivityCreateChallenge, in)
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), flow.ActivityCreateChallenge, in)
 	}
-	if err := fut.Get(r.ctx, &ch); err != nil {
+	if err := fut.Get(ctx, &ch); err != nil {
 		ferr := activityError(err)
-		r.logger.Warn("Create challenge failed.", "code", string(ferr.Code), "error", err)
+		logger.Warn("Create challenge failed.", "code", string(ferr.Code), "error", err)
 		return ch, ferr
 	}
 	if ch.ID == "" {
-		r.logger.Error("Create challenge returned no challenge id.")
+		logger.Error("Create challenge returned no challenge id.")
 		return ch, flow.Errorf(flow.CodePlanbokRejected, "Planbok returned a challenge without an id.")
 	}
 	return ch, nil
+}
+
+// setChallenge copies the challenge into f; a challenge without expiresAt
+// is taken to live DefaultChallengeTTL.
+func setChallenge(ctx workflow.Context, f *flow.Flow, ch flow.Challenge) {
+	f.ChallengeID = ch.ID
+	f.GatewayURL = ch.GatewayURL
+	expires := ch.ExpiresAt.UTC()
+	if ch.ExpiresAt.IsZero() {
+		expires = workflow.Now(ctx).Add(DefaultChallengeTTL)
+	}
+	f.ExpiresAt = &expires
 }
 
 // wait waits for the challenge to end, and returns the flow's final status
@@ -533,23 +562,59 @@ func (r *flowRun) endLean(status flow.Status, ferr *flow.Error) {
 // already freed the customer's slot and recorded its end, so a dead notify
 // URL only keeps this workflow open.
 func (r *flowRun) deliver(events []flow.EventType, sec flow.Security) {
-	ctx := workflow.WithActivityOptions(r.ctx, deliverOptions())
-	var futs []workflow.Future
-	var ids []string
+	var ins []flow.DeliverEventInput
 	for _, event := range events {
-		if event == "" {
-			continue
+		if event != "" {
+			ins = append(ins, flow.DeliverEventInput{ID: r.f.ID + "." + string(event), Event: r.appEvent(event, sec)})
 		}
-		id := r.f.ID + "." + string(event)
-		futs = append(futs, workflow.ExecuteActivity(ctx, flow.ActivityDeliverEvent, flow.DeliverEventInput{ID: id, Event: r.appEvent(event, sec)}))
-		ids = append(ids, id)
+	}
+	if r.started {
+		ins = r.deliverNow(ins)
+	}
+	ctx := workflow.WithActivityOptions(r.ctx, deliverOptions())
+	futs := make([]workflow.Future, len(ins))
+	for i, in := range ins {
+		futs[i] = workflow.ExecuteActivity(ctx, flow.ActivityDeliverEvent, in)
 	}
 	for i, f := range futs {
 		if err := f.Get(ctx, nil); err != nil {
-			r.logger.Error("The app never accepted an event.", "eventId", ids[i], "error", err)
+			r.logger.Error("The app never accepted an event.", "eventId", ins[i].ID, "error", err)
 		}
 	}
 }
+
+// deliverNow tries each event once, at once, as local activities of the
+// workflow task that ended the flow, and returns those the app did not
+// take: an app that answers within deliverNowTimeout costs no activity
+// task and no further workflow task. The rest are retried by DeliverEvent
+// activities for deliverTimeout; an app that refused one for good (410)
+// is not asked again.
+func (r *flowRun) deliverNow(ins []flow.DeliverEventInput) []flow.DeliverEventInput {
+	ctx := workflow.WithLocalActivityOptions(r.ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: deliverNowTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	futs := make([]workflow.Future, len(ins))
+	for i, in := range ins {
+		futs[i] = workflow.ExecuteLocalActivity(ctx, flow.ActivityDeliverEvent, in)
+	}
+	var rest []flow.DeliverEventInput
+	for i, f := range futs {
+		err := f.Get(ctx, nil)
+		var ae *temporal.ApplicationError
+		switch {
+		case err == nil:
+		case errors.As(err, &ae) && ae.NonRetryable():
+			r.logger.Error("The app refused an event for good.", "eventId", ins[i].ID, "error", err)
+		default:
+			rest = append(rest, ins[i])
+		}
+	}
+	return rest
+}
+
+// deliverNowTimeout bounds the first, local attempt to deliver an app event.
+const deliverNowTimeout = 5 * time.Second
 
 func (r *flowRun) appEvent(event flow.EventType, sec flow.Security) flow.AppEvent {
 	return flow.AppEvent{
@@ -620,7 +685,7 @@ func (r *flowRun) storeWrite(name string, in any) error {
 // signalParent sends the flow to its customer workflow. A customer
 // workflow that no longer runs needs no news.
 func (r *flowRun) signalParent(f flow.Flow) {
-	if r.in.CustomerWorkflowID == "" {
+	if r.in.CustomerWorkflowID == "" || r.started {
 		return
 	}
 	err := workflow.SignalExternalWorkflow(r.ctx, r.in.CustomerWorkflowID, "", flow.SignalFlowChanged, f).Get(r.ctx, nil)

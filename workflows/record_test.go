@@ -136,8 +136,8 @@ func TestRecordHistories(t *testing.T) {
 		t.Fatalf("notify workflow: %v", err)
 	}
 	write(flow.WorkflowNotifyApp, notifyID)
-	write(flow.WorkflowRecovery+"."+*recordLabel+"-operator-cancel", cancelID)
-	write(flow.WorkflowInitialize+"."+*recordLabel+"-failed-starting", failedID)
+	writeRun(flow.WorkflowRecovery+"."+*recordLabel+"-operator-cancel", cancelID, "")
+	writeRun(flow.WorkflowInitialize+"."+*recordLabel+"-failed-starting", failedID, "")
 	// The first run: the one that continued as new.
 	d, err := c.DescribeWorkflowExecution(ctx, canCustomer, "")
 	if err != nil {
