@@ -56,6 +56,25 @@ type taskQueueDescriber interface {
 // errNoPollers says no worker polled the task queue lately.
 var errNoPollers = errors.New("no worker polls the task queue")
 
+// workerPolls reports whether a worker polled the task queue lately
+// (errNoPollers when none did), within readyCheckTimeout.
+func (s *Server) workerPolls(ctx context.Context) error {
+	d, ok := s.temporal.(taskQueueDescriber)
+	if !ok {
+		return errors.New("the Temporal client cannot describe task queues")
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyCheckTimeout)
+	defer cancel()
+	resp, err := d.DescribeTaskQueue(ctx, s.cfg.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+	if err != nil {
+		return err
+	}
+	if len(resp.GetPollers()) == 0 {
+		return errNoPollers
+	}
+	return nil
+}
+
 // readyz answers 200 while the database takes writes and Temporal answers,
 // 503 otherwise. Whether a worker polls the task queue is reported as
 // checks.worker ("ok" or "no_pollers") without failing readiness: the API
@@ -78,18 +97,9 @@ func (s *Server) readyz(c *gin.Context) {
 		checks["service"] = s.cfg.Ready
 	}
 	informational := map[string]bool{}
-	if d, ok := s.temporal.(taskQueueDescriber); ok {
+	if _, ok := s.temporal.(taskQueueDescriber); ok {
 		informational["worker"] = true
-		checks["worker"] = func(ctx context.Context) error {
-			resp, err := d.DescribeTaskQueue(ctx, s.cfg.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
-			if err != nil {
-				return err
-			}
-			if len(resp.GetPollers()) == 0 {
-				return errNoPollers
-			}
-			return nil
-		}
+		checks["worker"] = s.workerPolls
 	}
 	type result struct {
 		name string

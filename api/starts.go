@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -283,9 +284,11 @@ func (s *Server) updateWithStartOnce(c *gin.Context, in startInput, hash string)
 		flow.WorkflowCustomer, flow.CustomerInput{CustomerID: in.CustomerID})
 	admitCtx, cancel := context.WithTimeout(ctx, flow.StartAdmitTimeout)
 	defer cancel()
+	updateID := rand.Text()
 	handle, err := s.temporal.UpdateWithStartWorkflow(admitCtx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: startOp,
 		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID:   updateID,
 			UpdateName: flow.UpdateStartFlow,
 			Args: []any{flow.StartRequest{
 				Kind:           in.Kind,
@@ -301,6 +304,9 @@ func (s *Server) updateWithStartOnce(c *gin.Context, in startInput, hash string)
 			WaitForStage: client.WorkflowUpdateStageAccepted,
 		},
 	})
+	if err != nil && admitCtx.Err() != nil && ctx.Err() == nil {
+		handle, err = s.reattach(ctx, flow.CustomerWorkflowID(in.CustomerID), updateID, err)
+	}
 	if err != nil {
 		return flow.StartResult{}, fmt.Errorf("update-with-start %s: %w", flow.CustomerWorkflowID(in.CustomerID), err)
 	}
@@ -309,6 +315,32 @@ func (s *Server) updateWithStartOnce(c *gin.Context, in startInput, hash string)
 		return flow.StartResult{}, fmt.Errorf("start-flow result: %w", err)
 	}
 	return res, nil
+}
+
+// updateHandleGetter is the part of the Temporal client that finds an
+// update again by its id; client.Client has it, test fakes may not.
+type updateHandleGetter interface {
+	GetWorkflowUpdateHandle(ref client.GetWorkflowUpdateHandleOptions) client.WorkflowUpdateHandle
+}
+
+// reattach decides about a start-flow update that was not accepted within
+// flow.StartAdmitTimeout. A worker accepts an update when the workflow
+// task that runs it completes, and that task also runs the start's first
+// Planbok calls (local activities): while Planbok is slow, acceptance
+// comes only when they end or the task heartbeats. So when a worker polls
+// the task queue the start goes on, found again by its update id, within
+// the request's time; when none does, or Temporal does not answer, admitErr
+// stands and the start answers 503 at once.
+func (s *Server) reattach(ctx context.Context, workflowID, updateID string, admitErr error) (client.WorkflowUpdateHandle, error) {
+	getter, ok := s.temporal.(updateHandleGetter)
+	if !ok {
+		return nil, admitErr
+	}
+	if err := s.workerPolls(ctx); err != nil {
+		s.logger.WarnContext(ctx, "start not accepted in time and no worker seen", "workflowId", workflowID, "err", err.Error())
+		return nil, admitErr
+	}
+	return getter.GetWorkflowUpdateHandle(client.GetWorkflowUpdateHandleOptions{WorkflowID: workflowID, UpdateID: updateID}), nil
 }
 
 // customerWorkflowOptions starts (or joins) the customer's workflow.
