@@ -259,6 +259,9 @@ func (s *Server) routeWebhook(ctx context.Context, c *gin.Context, ev planbok.We
 		if !validCustomerID(ev.Data.CustomerID) {
 			return OutcomeIgnored
 		}
+		if ev.Event == planbok.EventCustomerCreated && s.customerKnown(ctx, ev.Data.CustomerID) {
+			return OutcomeIgnored
+		}
 		_, err := s.temporal.SignalWithStartWorkflow(ctx, flow.CustomerWorkflowID(ev.Data.CustomerID),
 			flow.SignalCustomerEvent,
 			flow.CustomerEvent{CustomerID: ev.Data.CustomerID, Event: ev.Event, WebhookID: key, Received: now},
@@ -302,6 +305,17 @@ func (s *Server) alreadySignalled(ctx context.Context, c *gin.Context, ev planbo
 		return false
 	}
 	return done
+}
+
+// customerKnown reports whether the store holds the customer. Planbok
+// announces every customer it creates; one created through this API was
+// stored with its (empty) security status before or while the event came,
+// so waking its customer workflow to read it again would change nothing
+// and cost a workflow start, a signal and a Planbok read. A failed lookup
+// counts as unknown: the event is acted on.
+func (s *Server) customerKnown(ctx context.Context, id string) bool {
+	_, err := s.store.FindCustomerByID(ctx, id)
+	return err == nil
 }
 
 // isCustomerEvent reports whether event is a customer-level event

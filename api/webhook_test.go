@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/custodyflows/custodyflows/flow"
+	"github.com/custodyflows/custodyflows/store"
 	"github.com/custodyflows/custodyflows/planbok"
 )
 
@@ -476,4 +477,26 @@ func TestWebhook_TooLarge(t *testing.T) {
 	body = `{"event":"customer.created","idempotencyKey":"k","data":{"pad":"` + strings.Repeat("x", 1<<20-100) + `"}}`
 	rec := e.webhook(body, testSecret, "h")
 	checkAck(t, rec.Code, rec.Body.String(), false)
+}
+
+// customer.created for a customer the store holds changes nothing: no
+// customer workflow is woken. One it does not hold (created outside this
+// API, or not stored yet) is acted on.
+func TestWebhook_CustomerCreatedForAKnownCustomerIsIgnored(t *testing.T) {
+	e := newEnv(t)
+	e.st.customers[customerA] = &store.Customer{ID: customerA, Name: "Ada"}
+	rec := e.webhook(`{"event":"customer.created","idempotencyKey":"evt-known","data":{"customerId":"`+customerA+`"}}`, testSecret, "h1")
+	checkAck(t, rec.Code, rec.Body.String(), false)
+	rec = e.webhook(`{"event":"customer.created","idempotencyKey":"evt-new","data":{"customerId":"`+customerB+`"}}`, testSecret, "h2")
+	checkAck(t, rec.Code, rec.Body.String(), false)
+	sigs := e.tc.signalCalls()
+	if len(sigs) != 1 || sigs[0].workflowID != flow.CustomerWorkflowID(customerB) {
+		t.Fatalf("signals: got %+v, want one, to %s", sigs, flow.CustomerWorkflowID(customerB))
+	}
+	if got := e.st.outcome("evt-known"); got != OutcomeIgnored {
+		t.Errorf("known customer: outcome %q, want %q", got, OutcomeIgnored)
+	}
+	if got := e.st.outcome("evt-new"); got != OutcomeSignalled {
+		t.Errorf("unknown customer: outcome %q, want %q", got, OutcomeSignalled)
+	}
 }

@@ -379,10 +379,15 @@ func TestDev_PlanbokUnavailable(t *testing.T) {
 // one row at a time, oldest first, and a duplicated row twice before the
 // next; the intake records and signals before it answers. So once the
 // customer.created webhook of a new marker customer has started that
-// customer's workflow, every earlier webhook has been handled.
+// customer's workflow, every earlier webhook has been handled. The marker
+// is created at Planbok directly, behind custodyflows' back: for a
+// customer the app database holds, customer.created wakes nothing.
 func (s *stack) webhooksHandled(markerRefID string) {
 	s.t.Helper()
-	marker := s.api.createCustomer("Webhook Marker", markerRefID)
+	marker, err := s.planbok.CreateCustomer(context.Background(), planbok.CreateCustomerParams{Name: "Webhook Marker", RefID: markerRefID})
+	if err != nil {
+		s.t.Fatalf("create the marker customer at Planbok: %v", err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := s.Client.DescribeWorkflowExecution(context.Background(), flow.CustomerWorkflowID(marker.ID), "")
