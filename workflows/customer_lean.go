@@ -14,11 +14,11 @@ import (
 
 // The start of a lean customer run (versionLeanCustomer). Everything a
 // start decides happens in the start-flow update's own workflow task, as
-// local activities: Preflight, CreateChallenge and the flow's awaiting_user
-// row. The flow workflow then starts with its challenge and answers
-// nothing back: the update returns once it runs. A start that costs one
-// Planbok GET and POST thus costs one update, one batch of local
-// activities and the child's start, with no signal in between.
+// local activities: Preflight and CreateChallenge. The flow workflow then
+// starts with its challenge and answers nothing back; once it runs, the
+// flow's awaiting_user row is written and the update returns. A start that
+// costs one Planbok GET and POST thus costs one update, two batches of
+// local activities and the child's start, with no signal in between.
 
 // startLean creates the flow of req after the rules passed: its challenge
 // and row, then its workflow. The quota is taken before the challenge is
@@ -46,8 +46,6 @@ func (c *customerRun) startLean(ctx workflow.Context, req flow.StartRequest, dea
 		ch.ExpiresAt = *snap.ExpiresAt
 		in.Challenge = &ch
 		c.active = flowID
-		// Before the answer: GET /v1/flows/{id} reads the store.
-		c.recordStart(ctx, *snap, req, deadline)
 	}
 
 	if err := c.startChild(ctx, in); err != nil {
@@ -64,6 +62,12 @@ func (c *customerRun) startLean(ctx workflow.Context, req flow.StartRequest, dea
 		res.Refusal = ferr
 		return res, nil
 	}
+	// Written in the task that follows the child's start, never in the
+	// task that decided it: that task may still be retried (a worker
+	// crash, an update aborted under load) and decide differently, and a
+	// row written there would name a flow that never ran. Before the
+	// answer: GET /v1/flows/{id} and webhook routing read the store.
+	c.recordStart(ctx, f, req, deadline)
 	c.remember(req.IdempotencyKey, req.RequestHash, flowID)
 	return res, nil
 }
