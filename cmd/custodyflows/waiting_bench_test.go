@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/custodyflows/custodyflows/flow"
+)
+
+// BenchmarkDev_WaitingFlows measures what flows waiting for their users
+// cost the whole dev process (API, worker, sandbox and the embedded
+// Temporal server), on this tree alone:
+//
+//   - start p99 of a user running whole flows with none waiting (the
+//     baseline, same process, same run);
+//   - N flows started on 2-hour challenges (CUSTODYFLOWS_BENCH_WAITING,
+//     default 10000), by 16 users at once, and how long that took;
+//   - once the first minutes of polling are over (all flows poll every
+//     workflows.PollLeanMax, within the poll queue's --poll-rate), CPU of
+//     the process over 60 s, its RSS, and start p99 again while they wait,
+//     as a ratio to the baseline.
+//
+// CUSTODYFLOWS_BENCH_NEW_BIN reuses a built binary. It takes about as many
+// seconds as N/20 plus six minutes: run it alone, on a quiet machine.
+func BenchmarkDev_WaitingFlows(b *testing.B) {
+	if testing.Short() {
+		b.Skip("thousands of flows take minutes")
+	}
+	waiting := 10000
+	if v := os.Getenv("CUSTODYFLOWS_BENCH_WAITING"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("CUSTODYFLOWS_BENCH_WAITING: got %q, want a positive count", v)
+		}
+		waiting = n
+	}
+	bin := os.Getenv("CUSTODYFLOWS_BENCH_NEW_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "custodyflows")
+		cmd := exec.Command("go", "build", "-o", bin, ".")
+		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "CGO_ENABLED=1")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("build: %v\n%s", err, msg)
+		}
+	}
+	for range b.N {
+		d := startDevProcess(b, bin, 2*time.Hour)
+		base := d.load(b, "base", 1, 20)
+		baseP99 := percentileMS(base.starts, 0.99)
+
+		began := time.Now()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				u := d.user(b, fmt.Sprintf("wait-%d", i))
+				for next.Add(1) <= int64(waiting) {
+					u.start(b, flow.KindInitialize)
+				}
+			}()
+		}
+		wg.Wait()
+		took := time.Since(began)
+		b.Logf("%d flows waiting, started in %s (%.1f/s)", waiting, took.Round(time.Second), float64(waiting)/took.Seconds())
+
+		// Past the quick polls of the first minutes (0 … 254 s) for the
+		// last flows started.
+		time.Sleep(5 * time.Minute)
+		cpu := d.cpuOver(b, time.Minute)
+		rss := d.rssMB(b)
+		during := d.load(b, "during", 1, 20)
+		duringP99 := percentileMS(during.starts, 0.99)
+		b.Logf("%d waiting: %.3f of a core, %.0f MB RSS; start p99 %.0f ms (%.0f ms with none waiting)", waiting, cpu, rss, duringP99, baseP99)
+		b.ReportMetric(cpu, "cpu-core-waiting")
+		b.ReportMetric(rss, "rss-mb-waiting")
+		b.ReportMetric(float64(waiting)/took.Seconds(), "waiting-starts-per-s")
+		b.ReportMetric(baseP99, "start-p99-none-waiting-ms")
+		b.ReportMetric(duringP99, "start-p99-waiting-ms")
+		b.ReportMetric(duringP99/baseP99, "start-p99-waiting-ratio")
+		d.stop(b)
+	}
+}
