@@ -304,7 +304,7 @@ func (s *Server) updateWithStartOnce(c *gin.Context, in startInput, hash string)
 			WaitForStage: client.WorkflowUpdateStageAccepted,
 		},
 	})
-	if err != nil && admitCtx.Err() != nil && ctx.Err() == nil {
+	if notAcceptedInTime(err, admitCtx) && ctx.Err() == nil {
 		handle, err = s.reattach(ctx, flow.CustomerWorkflowID(in.CustomerID), updateID, err)
 	}
 	if err != nil {
@@ -315,6 +315,18 @@ func (s *Server) updateWithStartOnce(c *gin.Context, in startInput, hash string)
 		return flow.StartResult{}, fmt.Errorf("start-flow result: %w", err)
 	}
 	return res, nil
+}
+
+// notAcceptedInTime reports whether the update-with-start failed because
+// its admit time ran out: the context ended, or the SDK's call ended as
+// timed out or cancelled (the server may give up on the call a moment
+// before the context's own timer fires).
+func notAcceptedInTime(err error, admitCtx context.Context) bool {
+	if err == nil {
+		return false
+	}
+	var timedOut *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	return admitCtx.Err() != nil || errors.As(err, &timedOut)
 }
 
 // updateHandleGetter is the part of the Temporal client that finds an

@@ -17,8 +17,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/custodyflows/custodyflows/flow"
-	"github.com/custodyflows/custodyflows/store"
 	"github.com/custodyflows/custodyflows/planbok"
+	"github.com/custodyflows/custodyflows/store"
 )
 
 func checkAck(t *testing.T, code int, body string, duplicate bool) {
