@@ -289,7 +289,7 @@ func (a *Activities) SyncCustomer(ctx context.Context, in flow.SyncCustomerInput
 func (a *Activities) RecordAudit(ctx context.Context, in flow.AuditInput) error {
 	e := &store.AuditEntry{
 		At: in.At.UTC(), Actor: in.Actor, Action: in.Action, CustomerID: in.CustomerID,
-		FlowID: in.FlowID, Outcome: in.Outcome, Detail: in.Detail,
+		FlowID: in.FlowID, Outcome: in.Outcome, Detail: in.Detail, DedupeKey: in.DedupeKey,
 	}
 	if in.At.IsZero() {
 		e.At = a.now()

@@ -374,7 +374,7 @@ func TestRecordAudit(t *testing.T) {
 		wantAt    time.Time
 		wantActor string
 	}{
-		{"as given", flow.AuditInput{At: at, Actor: "key_1", Action: "flow.start", CustomerID: cusID, FlowID: "flow_1", Outcome: "ok", Detail: "update_pin"}, at.UTC(), "key_1"},
+		{"as given", flow.AuditInput{At: at, Actor: "key_1", Action: "flow.start", CustomerID: cusID, FlowID: "flow_1", Outcome: "ok", Detail: "update_pin", DedupeKey: "flow_1.end"}, at.UTC(), "key_1"},
 		{"defaults", flow.AuditInput{Action: "flow.complete", CustomerID: cusID, Outcome: "ok"}, testNow, DefaultActor},
 	}
 	for _, tt := range tests {
@@ -386,7 +386,7 @@ func TestRecordAudit(t *testing.T) {
 			}
 			got := s.audits[0]
 			want := store.AuditEntry{At: tt.wantAt, Actor: tt.wantActor, Action: tt.in.Action, CustomerID: tt.in.CustomerID,
-				FlowID: tt.in.FlowID, Outcome: tt.in.Outcome, Detail: tt.in.Detail}
+				FlowID: tt.in.FlowID, Outcome: tt.in.Outcome, Detail: tt.in.Detail, DedupeKey: tt.in.DedupeKey}
 			if got != want {
 				t.Errorf("got %+v, want %+v", got, want)
 			}

@@ -95,6 +95,9 @@ type AuditInput struct {
 	FlowID     string    `json:"flowId,omitempty"`
 	Outcome    string    `json:"outcome"`
 	Detail     string    `json:"detail,omitempty"`
+	// DedupeKey, when set, makes the row written once however often the
+	// activity runs (a flow's end: its workflow task may be retried).
+	DedupeKey string `json:"dedupeKey,omitempty"`
 }
 
 // DeliverEventInput sends one event to the app's notify URL. ID is the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -21,6 +22,9 @@ type AuditEntry struct {
 	FlowID     string
 	Outcome    string
 	Detail     string
+	// DedupeKey, when set, makes the row written once: a second
+	// RecordAudit with the same key writes nothing and succeeds.
+	DedupeKey string
 }
 
 // AuditFilter selects audit rows for FindAudit. Empty fields match
@@ -53,9 +57,17 @@ func (s *Store) RecordAudit(ctx context.Context, a *AuditEntry) error {
 	at := s.nowOr(a.At)
 	var id int64
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
-		return queryRow(ctx, tx, `INSERT INTO audit_log (at, actor, action, customer_id, flow_id, outcome, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			formatTime(at), a.Actor, a.Action, a.CustomerID, a.FlowID, a.Outcome, a.Detail).Scan(&id)
+		// ON CONFLICT DO NOTHING: a repeated key is an expected outcome,
+		// and RETURNING then gives no row.
+		err := queryRow(ctx, tx, `INSERT INTO audit_log (at, actor, action, customer_id, flow_id, outcome, detail, dedupe_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (dedupe_key) WHERE dedupe_key <> '' DO NOTHING
+			RETURNING id`,
+			formatTime(at), a.Actor, a.Action, a.CustomerID, a.FlowID, a.Outcome, a.Detail, a.DedupeKey).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		return err
 	})
 	if err != nil {
 		return s.redact(fmt.Errorf("store: record audit %s: %w", a.Action, err))

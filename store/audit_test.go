@@ -78,3 +78,44 @@ func TestAudit_AppendOnlyAndRequiresAction(t *testing.T) {
 		}
 	})
 }
+
+// A row with a dedupe key is written once however often it is recorded
+// (a retried workflow task runs its local activities again); rows without
+// one repeat as before.
+func TestAudit_DedupeKeyWritesOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		for i := range 3 {
+			a := &AuditEntry{At: t0.Add(time.Duration(i) * time.Second), Actor: "worker", Action: "flow.initialize",
+				CustomerID: "c1", FlowID: "f1", Outcome: "completed", DedupeKey: "f1.end"}
+			if err := s.RecordAudit(ctx, a); err != nil {
+				t.Fatalf("RecordAudit %d: %v", i, err)
+			}
+			if (i == 0) != (a.ID != 0) {
+				t.Errorf("RecordAudit %d: ID %d, want a row id only the first time", i, a.ID)
+			}
+		}
+		for range 2 {
+			if err := s.RecordAudit(ctx, &AuditEntry{Actor: "key-1", Action: "flow.start", CustomerID: "c1", FlowID: "f1", Outcome: "replayed"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.RecordAudit(ctx, &AuditEntry{Actor: "worker", Action: "flow.recovery", CustomerID: "c1", FlowID: "f2", Outcome: "completed", DedupeKey: "f2.end"}); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.FindAudit(ctx, AuditFilter{CustomerID: "c1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, r := range rows {
+			count[r.FlowID+" "+r.Action]++
+		}
+		want := map[string]int{"f1 flow.initialize": 1, "f1 flow.start": 2, "f2 flow.recovery": 1}
+		for k, n := range want {
+			if count[k] != n {
+				t.Errorf("rows %q: got %d, want %d (all: %v)", k, count[k], n, count)
+			}
+		}
+	})
+}
