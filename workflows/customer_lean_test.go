@@ -45,6 +45,9 @@ func TestCustomerLean_StartCreatesChallengeAndRowBeforeAnswering(t *testing.T) {
 	if len(ct.fakes.creates) != 1 || ct.fakes.creates[0].FlowID != f.ID || ct.fakes.creates[0].IdempotencyKey != challengeKey(f.ID) {
 		t.Errorf("creates: got %+v, want one for %s with its challenge key", ct.fakes.creates, f.ID)
 	}
+	if len(ct.fakes.audits) != 1 || ct.fakes.audits[0].DedupeKey != f.ID+".end" {
+		t.Errorf("audits: got %+v, want one keyed %s.end (written once if its task is retried)", ct.fakes.audits, f.ID)
+	}
 	r := ct.fakes.records[0]
 	if r.IdempotencyKey != "key-1" || r.RequestHash != "hash-1" || r.Flow.GatewayURL == "" || r.Flow.ExpiresAt == nil {
 		t.Errorf("first row: got %+v, want key, hash, gateway URL and expiry", r)

@@ -712,6 +712,12 @@ func (r *flowRun) audit() {
 		Outcome:    string(r.f.Status),
 		Detail:     detail,
 	}
+	if r.started {
+		// The end's local activities run again when the task that ran
+		// them is retried (events that came meanwhile refuse its
+		// completion): one row all the same.
+		in.DedupeKey = r.f.ID + ".end"
+	}
 	if err := r.storeWrite(flow.ActivityRecordAudit, in); err != nil {
 		r.logger.Error("Recording the audit row failed.", "error", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -12,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/planbok"
 	"github.com/custodyflows/custodyflows/sandbox"
+	"github.com/custodyflows/custodyflows/store"
 )
 
 // The whole product, over HTTP: every kind from start to completed, in the
@@ -403,4 +406,49 @@ func (s *stack) webhooksHandled(markerRefID string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A flow's end runs as local activities in the workflow task that ends it,
+// and that task is retried when events arrive while it runs: here the
+// first poll's result, since each challenge is completed as soon as it
+// exists. Each end is still one audit row and one event id.
+func TestDev_FlowEndOnceWhenItsTaskIsRetried(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+	retried := 0
+	for i := range 6 {
+		cust := s.api.createCustomer("Quick", fmt.Sprintf("user-quick-%d", i))
+		f, _ := s.api.start(cust.ID, flow.KindInitialize, nil, http.StatusCreated)
+		s.complete(f.ChallengeID, map[string]any{"pin": testPIN, "recovery": securityQuestions(testAnswers...)})
+		s.api.waitFlow(f.ID, flow.StatusCompleted, 30*time.Second)
+		if err := s.Client.GetWorkflow(ctx, f.ID, "").Get(ctx, nil); err != nil {
+			t.Fatalf("flow workflow %s: %v", f.ID, err)
+		}
+		it := s.Client.GetWorkflowHistory(ctx, f.ID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED {
+				retried++
+			}
+		}
+		rows, err := s.Store.FindAudit(ctx, store.AuditFilter{FlowID: f.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends := 0
+		for _, r := range rows {
+			if r.Action == "flow."+string(flow.KindInitialize) {
+				ends++
+			}
+		}
+		mustEqual(t, "audit rows of the flow's end", ends, 1)
+		s.events.waitFor(flow.EventPINSetup, cust.ID, f.ID, 20*time.Second)
+		if _, distinct := s.events.count(flow.EventPINSetup, cust.ID); distinct != 1 {
+			t.Errorf("pin_setup events with distinct ids: got %d, want 1", distinct)
+		}
+	}
+	t.Logf("%d of 6 flows had a workflow task retried", retried)
 }
