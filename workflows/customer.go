@@ -322,8 +322,7 @@ func (c *customerRun) preflight(ctx workflow.Context, kind flow.Kind, deadline t
 	in := flow.PreflightInput{CustomerID: c.in.CustomerID, Kind: kind}
 	var err error
 	if c.lean {
-		lctx := workflow.WithLocalActivityOptions(ctx, localOptions(startPlanbokOptions(ctx, deadline)))
-		err = workflow.ExecuteLocalActivity(lctx, flow.ActivityPreflight, in).Get(lctx, &pre)
+		err = startCall(ctx, flow.ActivityPreflight, in, deadline, &pre)
 	} else {
 		actx := workflow.WithActivityOptions(ctx, startPlanbokOptions(ctx, deadline))
 		err = workflow.ExecuteActivity(actx, flow.ActivityPreflight, in).Get(actx, &pre)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"errors"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+	"slices"
 
 	"github.com/custodyflows/custodyflows/flow"
 )
@@ -29,7 +31,7 @@ func (c *customerRun) startLean(ctx workflow.Context, req flow.StartRequest, dea
 	in, snap := c.newFlow(ctx, flowID, req, deadline)
 	c.flows[flowID] = snap
 
-	ch, ferr := createChallenge(ctx, c.logger, snap, deadline, true)
+	ch, ferr := createChallenge(ctx, c.logger, snap, deadline, true, true)
 	now := workflow.Now(ctx)
 	snap.UpdatedAt = now
 	if ferr != nil {
@@ -124,4 +126,31 @@ func (c *customerRun) refreshActive(ctx workflow.Context) {
 	if f != nil && f.ID == c.active {
 		c.apply(*f)
 	}
+}
+
+// startCall runs one Planbok call of a lean start (Preflight,
+// CreateChallenge): one attempt as a local activity, which in the usual
+// case costs no activity task and keeps the start in one workflow task;
+// then, when that attempt failed in a way worth retrying and budget is
+// left, the activity itself, retried by Temporal until deadline. Retries
+// never run as local activities: those would hold the workflow task, and
+// with it the update's acceptance, open while Planbok is failing.
+func startCall(ctx workflow.Context, name string, in any, deadline time.Time, out any) error {
+	budget := max(deadline.Sub(workflow.Now(ctx)), flow.MinPlanbokBudget)
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: min(flow.PlanbokAttemptTimeout, budget),
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	err := workflow.ExecuteLocalActivity(lctx, name, in).Get(lctx, out)
+	var ae *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae) && (ae.NonRetryable() || slices.Contains(finalCodes(), ae.Type())):
+		return err
+	case deadline.Sub(workflow.Now(ctx)) < flow.MinPlanbokBudget:
+		return err
+	}
+	actx := workflow.WithActivityOptions(ctx, startPlanbokOptions(ctx, deadline))
+	return workflow.ExecuteActivity(actx, name, in).Get(actx, out)
 }

@@ -189,7 +189,7 @@ func (r *flowRun) run() {
 		if !r.lean {
 			r.record(r.f)
 		}
-		ch, ferr = createChallenge(r.ctx, r.logger, &r.f, r.in.PlanbokDeadline, r.lean)
+		ch, ferr = createChallenge(r.ctx, r.logger, &r.f, r.in.PlanbokDeadline, false, r.lean)
 	}
 	if ferr == nil {
 		setChallenge(r.ctx, &r.f, ch)
@@ -220,8 +220,9 @@ func (r *flowRun) run() {
 
 // createChallenge runs CreateChallenge once (with its retries) for f,
 // within what the start's Planbok budget left after Preflight (until
-// deadline), as a local activity when local is set.
-func createChallenge(ctx workflow.Context, logger log.Logger, f *flow.Flow, deadline time.Time, local bool) (flow.Challenge, *flow.Error) {
+// deadline): by startCall for a lean customer's start (started), as a
+// local activity in lean flows (local), else as an activity.
+func createChallenge(ctx workflow.Context, logger log.Logger, f *flow.Flow, deadline time.Time, started, local bool) (flow.Challenge, *flow.Error) {
 	in := flow.CreateChallengeInput{
 		FlowID:         f.ID,
 		CustomerID:     f.CustomerID,
@@ -231,14 +232,19 @@ func createChallenge(ctx workflow.Context, logger log.Logger, f *flow.Flow, dead
 		IdempotencyKey: challengeKey(f.ID),
 	}
 	var ch flow.Challenge
-	var fut workflow.Future
+	var err error
 	opts := startPlanbokOptions(ctx, deadline)
-	if local {
-		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(opts)), flow.ActivityCreateChallenge, in)
-	} else {
-		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), flow.ActivityCreateChallenge, in)
+	switch {
+	case started:
+		err = startCall(ctx, flow.ActivityCreateChallenge, in, deadline, &ch)
+	case local:
+		lctx := workflow.WithLocalActivityOptions(ctx, localOptions(opts))
+		err = workflow.ExecuteLocalActivity(lctx, flow.ActivityCreateChallenge, in).Get(lctx, &ch)
+	default:
+		actx := workflow.WithActivityOptions(ctx, opts)
+		err = workflow.ExecuteActivity(actx, flow.ActivityCreateChallenge, in).Get(actx, &ch)
 	}
-	if err := fut.Get(ctx, &ch); err != nil {
+	if err != nil {
 		ferr := activityError(err)
 		logger.Warn("Create challenge failed.", "code", string(ferr.Code), "error", err)
 		return ch, ferr
