@@ -71,6 +71,13 @@ type Options struct {
 	// of the deployment, enforced by the server on the poll task queue
 	// (DefaultPollsPerSecond when 0). Workers of one deployment must agree.
 	PollsPerSecond float64
+	// WorkflowCacheSize bounds the workflow executions this process keeps
+	// in memory between their workflow tasks (the SDK's sticky cache,
+	// shared by every worker of the process; 0: the SDK's default,
+	// 10,000). Flows mostly wait on people, so a smaller cache trades
+	// memory for a replay of a short history when an evicted flow's next
+	// task comes. It takes effect only before the process's first worker.
+	WorkflowCacheSize int
 }
 
 // registration is one activity method with its registered name.
@@ -144,6 +151,9 @@ func New(c client.Client, opts Options) (sdkworker.Worker, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
+	}
+	if opts.WorkflowCacheSize > 0 {
+		sdkworker.SetStickyWorkflowCacheSize(opts.WorkflowCacheSize)
 	}
 	w := sdkworker.New(c, opts.TaskQueue, workerOptions(opts, logger))
 	if err := register(w, workflows.All(), activityRegistrations(opts.Activities)); err != nil {

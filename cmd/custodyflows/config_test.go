@@ -178,3 +178,34 @@ func TestParseAPIConfig_WebhookConcurrency(t *testing.T) {
 		t.Errorf("0: got %v, want an error naming --webhook-concurrency", err)
 	}
 }
+
+func TestWorkflowCacheFlag_DefaultsEnvironmentAndBounds(t *testing.T) {
+	quiet := env{stderr: &bytes.Buffer{}, lookup: lookupFrom(nil)}
+	c, err := parseDevConfig([]string{"--workflow-cache", "500"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WorkflowCache != 500 {
+		t.Fatalf("dev flag: got %d, want 500", c.WorkflowCache)
+	}
+	workerArgs := []string{"--planbok-api-key", "k", "--payload-keys", "k1:" + strings.Repeat("A", 43) + "="}
+	w, err := parseWorkerConfig(workerArgs, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.WorkflowCache != 0 {
+		t.Fatalf("worker default: got %d, want 0 (the SDK's default)", w.WorkflowCache)
+	}
+	w, err = parseWorkerConfig(workerArgs, env{stderr: &bytes.Buffer{}, lookup: lookupFrom(map[string]string{
+		"CUSTODYFLOWS_WORKFLOW_CACHE": "2000",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.WorkflowCache != 2000 {
+		t.Fatalf("worker from env: got %d, want 2000", w.WorkflowCache)
+	}
+	if _, err := parseWorkerConfig(append(workerArgs, "--workflow-cache", "-1"), quiet); err == nil || !strings.Contains(err.Error(), "--workflow-cache") {
+		t.Errorf("--workflow-cache -1: got %v, want an error naming --workflow-cache", err)
+	}
+}

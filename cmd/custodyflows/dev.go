@@ -45,6 +45,7 @@ type devConfig struct {
 	ExportHold       time.Duration
 	Reconcile        reconcileConfig
 	PollRate         float64
+	WorkflowCache    int
 }
 
 func parseDevConfig(args []string, e env) (devConfig, error) {
@@ -69,6 +70,7 @@ func parseDevConfig(args []string, e env) (devConfig, error) {
 	fs.DurationVar(&c.ExportHold, "export-hold", 0, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off")
 	c.Reconcile.register(fs)
 	registerPollRate(fs, &c.PollRate)
+	registerWorkflowCache(fs, &c.WorkflowCache)
 	if err := parseFlags(fs, args, e.lookup); err != nil {
 		return c, err
 	}
@@ -117,7 +119,7 @@ func (c devConfig) validate() error {
 	if c.ExportHold < 0 {
 		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", c.ExportHold))
 	}
-	errs = append(errs, c.Reconcile.validate(), validatePollRate(c.PollRate))
+	errs = append(errs, c.Reconcile.validate(), validatePollRate(c.PollRate), validateWorkflowCache(c.WorkflowCache))
 	return errors.Join(errs...)
 }
 
@@ -276,6 +278,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	wcfg.MetricsAddr = "" // dev serves /metrics on the API's address
 	wcfg.Reconcile = cfg.Reconcile
 	wcfg.PollRate = cfg.PollRate
+	wcfg.WorkflowCache = cfg.WorkflowCache
 	if m.worker, err = newWorkerService(wcfg, m.deps); err != nil {
 		return err
 	}

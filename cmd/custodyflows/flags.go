@@ -198,3 +198,16 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// registerWorkflowCache registers --workflow-cache: how many workflow
+// executions the worker process keeps in memory (worker.Options).
+func registerWorkflowCache(fs *flag.FlagSet, size *int) {
+	fs.IntVar(size, "workflow-cache", 0, "workflow executions the worker keeps in memory between their tasks; fewer saves memory when many flows wait, at the cost of replaying an evicted flow's short history; 0 = the SDK's default (10000)")
+}
+
+func validateWorkflowCache(size int) error {
+	if size < 0 {
+		return fmt.Errorf("--workflow-cache must be 0 (the default) or a positive count, got %d", size)
+	}
+	return nil
+}

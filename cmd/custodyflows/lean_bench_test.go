@@ -202,9 +202,9 @@ var (
 	bannerTemporal = regexp.MustCompile(`^\s+Temporal\s+(\S+)\s+\(namespace`)
 )
 
-func startDevProcess(b *testing.B, bin string, ttl time.Duration) *devProcess {
+func startDevProcess(b *testing.B, bin string, ttl time.Duration, extraArgs ...string) *devProcess {
 	b.Helper()
-	cmd := exec.Command(bin, "dev", "--data-dir", b.TempDir(), "--http-addr", "127.0.0.1:0",
+	args := []string{"dev", "--data-dir", b.TempDir(), "--http-addr", "127.0.0.1:0",
 		"--sandbox-addr", "127.0.0.1:0", "--temporal-port", "0", "--ui-port", "0",
 		"--challenge-ttl", ttl.String(),
 		// The load here (several POSTs per flow, 8 users) is beyond the
@@ -215,7 +215,8 @@ func startDevProcess(b *testing.B, bin string, ttl time.Duration) *devProcess {
 		// its Argon2id at 64 MiB per derivation (two or three per
 		// completed initialize) on the same two cores would measure the
 		// sandbox's cryptography, not custodyflows.
-		"--sandbox-kdf", "light")
+		"--sandbox-kdf", "light"}
+	cmd := exec.Command(bin, append(args, extraArgs...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)

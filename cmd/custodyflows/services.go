@@ -404,6 +404,8 @@ type workerConfig struct {
 	Reconcile   reconcileConfig
 	PollRate    float64
 	Prune       pruneConfig
+	// WorkflowCache is --workflow-cache (worker.Options.WorkflowCacheSize).
+	WorkflowCache int
 
 	// metricsFallback lets the metrics server take a free port when
 	// MetricsAddr is busy: true when the address is the default, so a
@@ -417,6 +419,7 @@ func (c *workerConfig) register(fs *flag.FlagSet) {
 	c.Notify.register(fs)
 	c.Reconcile.register(fs)
 	registerPollRate(fs, &c.PollRate)
+	registerWorkflowCache(fs, &c.WorkflowCache)
 	c.Prune.register(fs)
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", defaultMetricsAddr, "address serving /metrics, /healthz and /readyz; empty = none. When the default is taken (another worker on this host), a free port is used and logged")
 }
@@ -430,7 +433,7 @@ func parseWorkerConfig(args []string, e env) (workerConfig, error) {
 	}
 	c.metricsFallback = !explicitlySet(fs, "metrics-addr", e.lookup)
 	errs := []error{c.serviceConfig.validate(), c.Notify.validate(true), c.Reconcile.validate(), validatePollRate(c.PollRate),
-		c.Prune.validate()}
+		validateWorkflowCache(c.WorkflowCache), c.Prune.validate()}
 	if c.MetricsAddr != "" {
 		errs = append(errs, hostPort("metrics-addr", c.MetricsAddr))
 	}
@@ -486,7 +489,7 @@ func newWorkerService(cfg workerConfig, d *deps) (*workerService, error) {
 	}
 	acts.ExportHold = cfg.ExportHold
 	w, err := worker.New(d.client, worker.Options{TaskQueue: cfg.Temporal.TaskQueue, Activities: acts, Logger: d.log,
-		PollsPerSecond: cfg.PollRate})
+		PollsPerSecond: cfg.PollRate, WorkflowCacheSize: cfg.WorkflowCache})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}

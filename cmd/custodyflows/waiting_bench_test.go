@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,8 +28,11 @@ import (
 //     the process over 60 s, its RSS, and start p99 again while they wait,
 //     as a ratio to the baseline.
 //
-// CUSTODYFLOWS_BENCH_NEW_BIN reuses a built binary. It takes about as many
-// seconds as N/20 plus six minutes: run it alone, on a quiet machine.
+// CUSTODYFLOWS_BENCH_NEW_BIN reuses a built binary;
+// CUSTODYFLOWS_BENCH_DEV_ARGS adds flags to `dev` (e.g. --workflow-cache
+// 1000); CUSTODYFLOWS_BENCH_SETTLE replaces the 5-minute wait before the
+// measurements. It takes about as many seconds as N/20 plus six minutes:
+// run it alone, on a quiet machine.
 func BenchmarkDev_WaitingFlows(b *testing.B) {
 	if testing.Short() {
 		b.Skip("thousands of flows take minutes")
@@ -51,7 +55,7 @@ func BenchmarkDev_WaitingFlows(b *testing.B) {
 		}
 	}
 	for range b.N {
-		d := startDevProcess(b, bin, 2*time.Hour)
+		d := startDevProcess(b, bin, 2*time.Hour, strings.Fields(os.Getenv("CUSTODYFLOWS_BENCH_DEV_ARGS"))...)
 		base := d.load(b, "base", 1, 20)
 		baseP99 := percentileMS(base.starts, 0.99)
 
@@ -74,7 +78,14 @@ func BenchmarkDev_WaitingFlows(b *testing.B) {
 
 		// Past the quick polls of the first minutes (0 … 254 s) for the
 		// last flows started.
-		time.Sleep(5 * time.Minute)
+		settle := 5 * time.Minute
+		if v := os.Getenv("CUSTODYFLOWS_BENCH_SETTLE"); v != "" {
+			var err error
+			if settle, err = time.ParseDuration(v); err != nil {
+				b.Fatalf("CUSTODYFLOWS_BENCH_SETTLE: %v", err)
+			}
+		}
+		time.Sleep(settle)
 		cpu := d.cpuOver(b, time.Minute)
 		rss := d.rssMB(b)
 		during := d.load(b, "during", 1, 20)
