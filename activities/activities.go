@@ -194,6 +194,11 @@ func (a *Activities) CreateChallenge(ctx context.Context, in flow.CreateChalleng
 // their lifetime, so a 404 is the status flow.ChallengeGone, not an error.
 func (a *Activities) GetChallenge(ctx context.Context, in flow.GetChallengeInput) (flow.ChallengeStatus, error) {
 	ch, err := a.Planbok.GetChallenge(ctx, in.CustomerID, in.ChallengeID)
+	return a.challengeStatus(ctx, ch, err)
+}
+
+// challengeStatus maps Planbok's answer to a challenge read.
+func (a *Activities) challengeStatus(ctx context.Context, ch *planbok.Challenge, err error) (flow.ChallengeStatus, error) {
 	if planbok.IsNotFound(err) {
 		return flow.ChallengeStatus{Status: flow.ChallengeGone}, nil
 	}

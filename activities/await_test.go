@@ -53,3 +53,38 @@ func TestAwaitChallenge_PendingIsBenign(t *testing.T) {
 		t.Fatalf("got %v, want a benign application error", err)
 	}
 }
+
+// A Planbok blip is read again within the attempt (the next attempt may be
+// minutes away); a 429 is not, and three failures in a row fail the attempt.
+func TestAwaitChallenge_ReadsAgainWithinAnAttempt(t *testing.T) {
+	down := &planbok.Error{StatusCode: 502}
+	limited := &planbok.Error{StatusCode: 429}
+	tests := []struct {
+		name      string
+		errs      []error
+		wantCalls int
+		wantType  string // "" = verified
+	}{
+		{"one blip", []error{down}, 2, ""},
+		{"two blips", []error{down, down}, 3, ""},
+		{"down throughout", []error{down, down, down, down}, 3, string(flow.CodePlanbokUnavailable)},
+		{"rate limited", []error{limited}, 1, string(flow.CodePlanbokUnavailable)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pb := &fakePlanbok{challenge: &planbok.Challenge{Status: "verified"}, chalErrs: tt.errs}
+			a := newTestActivities(pb, newFakeStore(), nil)
+			got, err := a.AwaitChallenge(context.Background(), flow.GetChallengeInput{CustomerID: cusID, ChallengeID: "ch_1"})
+			if pb.chalCalls != tt.wantCalls {
+				t.Errorf("reads: got %d, want %d", pb.chalCalls, tt.wantCalls)
+			}
+			if tt.wantType != "" {
+				wantAppError(t, err, tt.wantType, true)
+				return
+			}
+			if err != nil || got.Status != "verified" {
+				t.Errorf("got %+v, %v; want verified", got, err)
+			}
+		})
+	}
+}

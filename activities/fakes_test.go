@@ -24,6 +24,10 @@ type fakePlanbok struct {
 	errGet    error
 	errCreate error
 	errChal   error
+	// chalErrs, when set, answers GetChallenge call n (1-based) with
+	// chalErrs[n-1] while there is one, then as usual.
+	chalErrs  []error
+	chalCalls int
 
 	created []createCall
 }
@@ -56,6 +60,13 @@ func (f *fakePlanbok) CreateChallenge(_ context.Context, customerID string, task
 }
 
 func (f *fakePlanbok) GetChallenge(_ context.Context, _, _ string) (*planbok.Challenge, error) {
+	f.mu.Lock()
+	f.chalCalls++
+	n := f.chalCalls
+	f.mu.Unlock()
+	if n <= len(f.chalErrs) && f.chalErrs[n-1] != nil {
+		return nil, f.chalErrs[n-1]
+	}
 	if f.errChal != nil {
 		return nil, f.errChal
 	}
