@@ -324,8 +324,7 @@ func (c *customerRun) preflight(ctx workflow.Context, kind flow.Kind, deadline t
 	if c.lean {
 		err = startCall(ctx, flow.ActivityPreflight, in, deadline, &pre)
 	} else {
-		actx := workflow.WithActivityOptions(ctx, startPlanbokOptions(ctx, deadline))
-		err = workflow.ExecuteActivity(actx, flow.ActivityPreflight, in).Get(actx, &pre)
+		err = execute(ctx, false, startPlanbokOptions(ctx, deadline), flow.ActivityPreflight, in).Get(ctx, &pre)
 	}
 	if err != nil {
 		ferr := activityError(err)
@@ -499,11 +498,16 @@ func (c *customerRun) idleTimeout() time.Duration {
 	if c.unknown && len(c.flows) == 0 && c.quota.Full(workflow.Now(c.ctx)) == 0 {
 		return 0
 	}
-	d := DefaultIdleTimeout
+	return max(c.idleSetting(), c.quota.Full(workflow.Now(c.ctx)))
+}
+
+// idleSetting is the configured idle timeout (DefaultIdleTimeout unless the
+// input sets one).
+func (c *customerRun) idleSetting() time.Duration {
 	if c.in.IdleTimeout > 0 {
-		d = c.in.IdleTimeout
+		return c.in.IdleTimeout
 	}
-	return max(d, c.quota.Full(workflow.Now(c.ctx)))
+	return DefaultIdleTimeout
 }
 
 // loop handles customer events one at a time, and completes or continues
@@ -601,11 +605,7 @@ func (c *customerRun) idleDue() time.Time {
 	if c.unknown && len(c.flows) == 0 && refill == 0 {
 		return now
 	}
-	d := DefaultIdleTimeout
-	if c.in.IdleTimeout > 0 {
-		d = c.in.IdleTimeout
-	}
-	due := c.lastActive.Add(d)
+	due := c.lastActive.Add(c.idleSetting())
 	if full := now.Add(refill); full.After(due) {
 		due = full
 	}
@@ -639,15 +639,7 @@ func (c *customerRun) handleEvent(ev flow.CustomerEvent) {
 	}
 	var res flow.SyncCustomerResult
 	in := flow.SyncCustomerInput{CustomerID: c.in.CustomerID, Event: ev.Event, At: at}
-	var err error
-	if c.lean {
-		ctx := workflow.WithLocalActivityOptions(c.ctx, localSyncOptions())
-		err = workflow.ExecuteLocalActivity(ctx, flow.ActivitySyncCustomer, in).Get(ctx, &res)
-	} else {
-		ctx := workflow.WithActivityOptions(c.ctx, syncOptions())
-		err = workflow.ExecuteActivity(ctx, flow.ActivitySyncCustomer, in).Get(ctx, &res)
-	}
-	if err != nil {
+	if err := execute(c.ctx, c.lean, syncOptions(), flow.ActivitySyncCustomer, in).Get(c.ctx, &res); err != nil {
 		c.logger.Warn("Syncing the customer after an event failed.", "event", ev.Event, "error", err)
 		return
 	}

@@ -94,7 +94,7 @@ func (c *customerRun) nextFlowID(ctx workflow.Context) string {
 // writes its row again when it ends, and the API asks the workflow while
 // there is none.
 func (c *customerRun) recordStart(ctx workflow.Context, f flow.Flow, req flow.StartRequest, deadline time.Time) {
-	opts := localStoreOptions()
+	opts := localOptions(storeOptions())
 	opts.ScheduleToCloseTimeout = max(deadline.Sub(workflow.Now(ctx)), flow.MinPlanbokBudget)
 	lctx := workflow.WithLocalActivityOptions(ctx, opts)
 	in := flow.RecordFlowInput{Flow: f, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash}
@@ -151,6 +151,5 @@ func startCall(ctx workflow.Context, name string, in any, deadline time.Time, ou
 	case deadline.Sub(workflow.Now(ctx)) < flow.MinPlanbokBudget:
 		return err
 	}
-	actx := workflow.WithActivityOptions(ctx, startPlanbokOptions(ctx, deadline))
-	return workflow.ExecuteActivity(actx, name, in).Get(actx, out)
+	return execute(ctx, false, startPlanbokOptions(ctx, deadline), name, in).Get(ctx, out)
 }

@@ -233,16 +233,10 @@ func createChallenge(ctx workflow.Context, logger log.Logger, f *flow.Flow, dead
 	}
 	var ch flow.Challenge
 	var err error
-	opts := startPlanbokOptions(ctx, deadline)
-	switch {
-	case started:
+	if started {
 		err = startCall(ctx, flow.ActivityCreateChallenge, in, deadline, &ch)
-	case local:
-		lctx := workflow.WithLocalActivityOptions(ctx, localOptions(opts))
-		err = workflow.ExecuteLocalActivity(lctx, flow.ActivityCreateChallenge, in).Get(lctx, &ch)
-	default:
-		actx := workflow.WithActivityOptions(ctx, opts)
-		err = workflow.ExecuteActivity(actx, flow.ActivityCreateChallenge, in).Get(actx, &ch)
+	} else {
+		err = execute(ctx, local, startPlanbokOptions(ctx, deadline), flow.ActivityCreateChallenge, in).Get(ctx, &ch)
 	}
 	if err != nil {
 		ferr := activityError(err)
@@ -439,13 +433,10 @@ func (r *flowRun) takeEvents(c workflow.ReceiveChannel) bool {
 func (r *flowRun) check() (status flow.Status, ferr *flow.Error, done bool) {
 	in := flow.GetChallengeInput{CustomerID: r.f.CustomerID, ChallengeID: r.f.ChallengeID}
 	var st flow.ChallengeStatus
-	var fut workflow.Future
-	if r.lean {
-		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localGetChallengeOptions()), flow.ActivityGetChallenge, in)
-	} else {
-		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, getChallengeOptions()), flow.ActivityGetChallenge, in)
-	}
-	if err := fut.Get(r.ctx, &st); err != nil {
+	// In lean flows a local activity: a person may be waiting for the
+	// result, and webhooks are bounded by completions, not by waiting
+	// flows, so this read stays outside the poll queue's budget.
+	if err := execute(r.ctx, r.lean, getChallengeOptions(), flow.ActivityGetChallenge, in).Get(r.ctx, &st); err != nil {
 		r.logger.Warn("Reading the challenge failed; waiting for the next poll.", "error", err)
 		return "", nil, false
 	}
@@ -680,12 +671,7 @@ func (r *flowRun) record(f flow.Flow) {
 
 // storeWrite runs a store-writing activity, locally in lean flows.
 func (r *flowRun) storeWrite(name string, in any) error {
-	if r.lean {
-		ctx := workflow.WithLocalActivityOptions(r.ctx, localStoreOptions())
-		return workflow.ExecuteLocalActivity(ctx, name, in).Get(ctx, nil)
-	}
-	ctx := workflow.WithActivityOptions(r.ctx, storeOptions())
-	return workflow.ExecuteActivity(ctx, name, in).Get(ctx, nil)
+	return execute(r.ctx, r.lean, storeOptions(), name, in).Get(r.ctx, nil)
 }
 
 // signalParent sends the flow to its customer workflow. A customer
@@ -734,13 +720,7 @@ func (r *flowRun) audit() {
 // the stored status.
 func (r *flowRun) sync(in flow.SyncCustomerInput) flow.SyncCustomerResult {
 	var res flow.SyncCustomerResult
-	var fut workflow.Future
-	if r.lean {
-		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localSyncOptions()), flow.ActivitySyncCustomer, in)
-	} else {
-		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, syncOptions()), flow.ActivitySyncCustomer, in)
-	}
-	if err := fut.Get(r.ctx, &res); err != nil {
+	if err := execute(r.ctx, r.lean, syncOptions(), flow.ActivitySyncCustomer, in).Get(r.ctx, &res); err != nil {
 		r.logger.Warn("Syncing the customer failed; the flow ends anyway.", "error", err)
 		return flow.SyncCustomerResult{}
 	}

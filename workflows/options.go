@@ -215,38 +215,24 @@ func PollAttempts(ttl time.Duration) []time.Duration {
 // the server, and all local activities of one workflow task cost one
 // history marker each and one billed action together.
 
-// localStoreOptions is for RecordFlow and RecordAudit as local activities:
-// retried without limit, like storeOptions. Backoffs past a minute become
-// workflow timers (the SDK's local retry threshold).
-func localStoreOptions() workflow.LocalActivityOptions {
-	o := storeOptions()
-	return workflow.LocalActivityOptions{StartToCloseTimeout: o.StartToCloseTimeout, RetryPolicy: o.RetryPolicy}
-}
-
 // localOptions turns activity options into local activity options with the
-// same timeouts and retries (CreateChallenge within the start's budget).
+// same timeouts and retries. For store writes that means retried without
+// limit; backoffs past a minute become workflow timers (the SDK's local
+// retry threshold).
 func localOptions(o workflow.ActivityOptions) workflow.LocalActivityOptions {
 	return workflow.LocalActivityOptions{
 		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy,
 	}
 }
 
-// localGetChallengeOptions is for the read a webhook triggers: a person
-// may be waiting for the result, so it runs locally, outside the poll
-// queue's budget (webhooks are bounded by completions, not by waiting
-// flows).
-func localGetChallengeOptions() workflow.LocalActivityOptions {
-	o := getChallengeOptions()
-	return workflow.LocalActivityOptions{StartToCloseTimeout: o.StartToCloseTimeout, RetryPolicy: o.RetryPolicy}
-}
-
-// localSyncOptions is for SyncCustomer as a local activity, with
-// syncOptions' budget.
-func localSyncOptions() workflow.LocalActivityOptions {
-	o := syncOptions()
-	return workflow.LocalActivityOptions{
-		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy,
+// execute runs activity name with opts: as a local activity with the same
+// timeouts and retries when local is set (the lean shapes), else as an
+// activity (histories recorded before them).
+func execute(ctx workflow.Context, local bool, opts workflow.ActivityOptions, name string, in any) workflow.Future {
+	if local {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOptions(opts)), name, in)
 	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), name, in)
 }
 
 // DefaultChallengeTTL is assumed when Planbok returns a challenge without
