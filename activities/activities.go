@@ -142,8 +142,8 @@ func (a *Activities) Preflight(ctx context.Context, in flow.PreflightInput) (flo
 // reset), the hold is configuration. A customer the store has never seen
 // has no reset on record, so no hold.
 func (a *Activities) exportHold(ctx context.Context, in flow.PreflightInput) (*flow.Error, error) {
-	if in.Kind != flow.KindExportPrivateKeys || a.ExportHold <= 0 {
-		return nil, nil
+	if spec, _ := flow.SpecOf(in.Kind); !spec.HeldAfterReset || a.ExportHold <= 0 {
+		return nil, nil // no read for the kinds a hold never refuses
 	}
 	c, err := a.Store.FindCustomerByID(ctx, in.CustomerID)
 	switch {

@@ -56,7 +56,7 @@ type startInput struct {
 func parseStart(kind flow.Kind, body []byte, policy redirectPolicy) (startInput, *apiError) {
 	in := startInput{Kind: kind}
 	var key *string
-	if kind == flow.KindCreateWallets {
+	if spec, _ := flow.SpecOf(kind); spec.Blockchains {
 		var b walletsBody
 		if err := decodeStrict(body, &b); err != nil {
 			return in, err

@@ -56,6 +56,28 @@ type Spec struct {
 	// Blockchains is true for the kind whose body lists blockchains (and
 	// whose Planbok request carries them).
 	Blockchains bool
+	// Needs is the customer's standing a start requires (Check).
+	Needs Needs
+	// HeldAfterReset: starts are refused while an export hold runs after a
+	// PIN reset (CheckExportHold).
+	HeldAfterReset bool
+	// StartsHold: completing the flow starts an export hold
+	// (StartsExportHold).
+	StartsHold bool
+}
+
+// Needs is what Planbok's record of a customer must say for a start to go
+// ahead. Check tests them in API.md §2's order: NoPIN, then PIN, then
+// Recovery, then NotLockedOut.
+type Needs struct {
+	// NoPIN refuses a customer who has a PIN (pin_already_set).
+	NoPIN bool
+	// PIN refuses a customer without one (pin_required).
+	PIN bool
+	// Recovery refuses a customer without recovery (recovery_required).
+	Recovery bool
+	// NotLockedOut refuses a locked-out customer (customer_locked_out).
+	NotLockedOut bool
 }
 
 // Specs has one row per kind, in the order the flows are usually met.
@@ -64,32 +86,42 @@ var Specs = []Spec{
 		Kind: KindInitialize, Route: "initialize", PlanbokTask: "initialize",
 		WorkflowType: WorkflowInitialize, Event: EventPINSetup,
 		Stamps: []Stamp{StampPINSetAt, StampRecoverySetAt}, Summary: "PIN setup",
+		Needs: Needs{NoPIN: true},
 	},
 	{
 		Kind: KindRecovery, Route: "recovery", PlanbokTask: "recovery",
 		WorkflowType: WorkflowRecovery, Event: EventRecoverySetup,
 		Stamps: []Stamp{StampRecoverySetAt}, Summary: "recovery setup",
+		Needs: Needs{PIN: true},
 	},
 	{
 		Kind: KindUpdatePIN, Route: "update-pin", PlanbokTask: "update-pin",
 		WorkflowType: WorkflowUpdatePIN, Event: EventPINUpdated,
+		// A locked-out customer must reset, not update: the old PIN is
+		// what they cannot enter.
 		Stamps: []Stamp{StampPINUpdatedAt}, Summary: "PIN update",
+		Needs: Needs{PIN: true, NotLockedOut: true},
 	},
 	{
 		Kind: KindResetPIN, Route: "reset-pin", PlanbokTask: "reset-pin",
 		WorkflowType: WorkflowResetPIN, Event: EventPINReset,
+		// The way out of a lockout: recovery is all it needs.
 		Stamps: []Stamp{StampLastPINResetAt}, Summary: "PIN reset",
+		Needs: Needs{Recovery: true}, StartsHold: true,
 	},
 	{
 		Kind: KindExportPrivateKeys, Route: "export-private-keys", PlanbokTask: "export-private-keys",
 		WorkflowType: WorkflowExportPrivateKeys, Event: EventPrivateKeysExported,
 		Stamps: []Stamp{StampLastExportAt}, Summary: "private key export",
+		Needs: Needs{PIN: true, Recovery: true, NotLockedOut: true}, HeldAfterReset: true,
 	},
 	{
 		// Wallets change neither the PIN nor recovery: no timestamp.
 		Kind: KindCreateWallets, Route: "wallets", PlanbokTask: "wallet/create",
 		WorkflowType: WorkflowCreateWallets, Event: EventWalletsCreated,
+		// Planbok refuses wallets before recovery setup.
 		Summary: "wallet creation", Blockchains: true,
+		Needs: Needs{PIN: true, Recovery: true, NotLockedOut: true},
 	},
 }
 

@@ -15,42 +15,24 @@ type Standing struct {
 func (s Standing) CanTransact() bool { return s.HasPIN && s.HasRecovery && !s.LockedOut }
 
 // Check applies the precondition rules of API.md §2 for starting a flow of
-// kind k. It returns nil when the flow may start, or an *Error with the
-// refusing rule's code. pin_required is always checked before
-// recovery_required, and both before customer_locked_out.
+// kind k, as its Spec's Needs say. It returns nil when the flow may start,
+// or an *Error with the refusing rule's code. pin_required is always
+// checked before recovery_required, and both before customer_locked_out.
 func Check(k Kind, s Standing) *Error {
-	switch k {
-	case KindInitialize:
-		if s.HasPIN {
-			return Errorf(CodePINAlreadySet, "The customer has already set a PIN.")
-		}
-	case KindRecovery:
-		if !s.HasPIN {
-			return pinRequired()
-		}
-	case KindUpdatePIN:
-		if !s.HasPIN {
-			return pinRequired()
-		}
-		if s.LockedOut {
-			return lockedOut()
-		}
-	case KindResetPIN:
-		if !s.HasRecovery {
-			return Errorf(CodeRecoveryRequired, "The customer has not set up recovery, so the PIN cannot be reset.")
-		}
-	case KindExportPrivateKeys, KindCreateWallets:
-		if !s.HasPIN {
-			return pinRequired()
-		}
-		if !s.HasRecovery {
-			return Errorf(CodeRecoveryRequired, "The customer must set up recovery first.")
-		}
-		if s.LockedOut {
-			return lockedOut()
-		}
-	default:
+	spec, ok := SpecOf(k)
+	if !ok {
 		return Errorf(CodeInvalidRequest, "Unknown flow kind %q.", string(k))
+	}
+	n := spec.Needs
+	switch {
+	case n.NoPIN && s.HasPIN:
+		return Errorf(CodePINAlreadySet, "The customer has already set a PIN.")
+	case n.PIN && !s.HasPIN:
+		return pinRequired()
+	case n.Recovery && !s.HasRecovery:
+		return Errorf(CodeRecoveryRequired, "The customer has not set up recovery, which %s needs.", spec.Summary)
+	case n.NotLockedOut && s.LockedOut:
+		return lockedOut()
 	}
 	return nil
 }
@@ -88,12 +70,13 @@ func ExportAvailableAt(lastReset *time.Time, hold time.Duration, now time.Time) 
 	return &at
 }
 
-// CheckExportHold applies the export-hold rule to a start of kind k: an
-// export_private_keys start while ExportAvailableAt is set is refused with
-// CodeExportOnHold and the error's AvailableAt. Other kinds pass. It runs
-// after Check, so a customer without a PIN hears pin_required first.
+// CheckExportHold applies the export-hold rule to a start of kind k: a
+// start of a kind held after a reset (Spec.HeldAfterReset: the export)
+// while ExportAvailableAt is set is refused with CodeExportOnHold and the
+// error's AvailableAt. Other kinds pass. It runs after Check, so a customer
+// without a PIN hears pin_required first.
 func CheckExportHold(k Kind, lastReset *time.Time, hold time.Duration, now time.Time) *Error {
-	if k != KindExportPrivateKeys {
+	if !k.spec().HeldAfterReset {
 		return nil
 	}
 	at := ExportAvailableAt(lastReset, hold, now)
@@ -114,7 +97,8 @@ func (s Security) WithExportHold(hold time.Duration, now time.Time) Security {
 
 // StartsExportHold reports whether a flow of kind k that ended in status
 // with the security status sec starts an export hold the app must hear of
-// (EventExportHoldStarted): a completed PIN reset while a hold is set.
+// (EventExportHoldStarted): a completed flow of a kind that starts one
+// (Spec.StartsHold: the PIN reset) while a hold is set.
 func StartsExportHold(k Kind, status Status, sec Security) bool {
-	return k == KindResetPIN && status == StatusCompleted && sec.ExportAvailableAt != nil
+	return k.spec().StartsHold && status == StatusCompleted && sec.ExportAvailableAt != nil
 }

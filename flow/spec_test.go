@@ -37,6 +37,15 @@ func TestSpecs_Complete(t *testing.T) {
 		if s.Blockchains {
 			blockchains++
 		}
+		if s.Needs == (Needs{}) {
+			t.Errorf("%s: needs nothing of the customer; every Planbok challenge does", s.Kind)
+		}
+		if s.Needs.NoPIN && (s.Needs.PIN || s.Needs.Recovery || s.Needs.NotLockedOut) {
+			t.Errorf("%s: needs no PIN and something only a PIN holder has: no customer can start it", s.Kind)
+		}
+		if s.HeldAfterReset && s.StartsHold {
+			t.Errorf("%s: both starts an export hold and is held by it: it would refuse its own next start", s.Kind)
+		}
 	}
 	wantStamps := []Stamp{StampPINSetAt, StampRecoverySetAt, StampPINUpdatedAt, StampLastPINResetAt, StampLastExportAt}
 	for _, st := range wantStamps {
