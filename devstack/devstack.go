@@ -492,8 +492,12 @@ func devDynamicConfig() dynamicconfig.StaticClient {
 		// On by default in server 1.32, but the app depends on workflow
 		// update and Update-with-Start: keep it on whatever the default.
 		dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key(): true,
-		// The default host cache (128k entries) is sized for production.
-		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 8192,
+		// Workflows' mutable states kept in memory, about 11 KB each. The
+		// default (128k entries) is sized for a production history host;
+		// in one process with thousands of flows waiting on people, 2,048
+		// keeps it near 25 MB, and an evicted one is read back from the
+		// database when its next task comes.
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 2048,
 		// The UI lists and counts workflows often; the default 10 rps per
 		// namespace makes it fail with "namespace rate limit exceeded".
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,

@@ -71,13 +71,23 @@ type Options struct {
 	// of the deployment, enforced by the server on the poll task queue
 	// (DefaultPollsPerSecond when 0). Workers of one deployment must agree.
 	PollsPerSecond float64
-	// WorkflowCacheSize bounds the workflow executions this process keeps
-	// in memory between their workflow tasks (the SDK's sticky cache,
-	// shared by every worker of the process; 0: the SDK's default,
-	// 10,000). Flows mostly wait on people, so a smaller cache trades
-	// memory for a replay of a short history when an evicted flow's next
-	// task comes. It takes effect only before the process's first worker.
-	WorkflowCacheSize int
+}
+
+// SetWorkflowCacheSize bounds the workflow executions this process keeps
+// in memory between their workflow tasks: the SDK's sticky cache, one per
+// process, shared by every Temporal worker in it (an embedded Temporal
+// server's own system workers included). size 0 leaves the SDK's default,
+// 10,000. Flows mostly wait on people, so a smaller cache trades memory
+// (about 60 KB per cached flow and customer workflow: four coroutine stacks
+// and the replay state) for a replay of a short history when an evicted
+// workflow's next task comes.
+//
+// The SDK sizes the cache when the process's first worker is created and
+// ignores later changes, so call this before anything starts a worker.
+func SetWorkflowCacheSize(size int) {
+	if size > 0 {
+		sdkworker.SetStickyWorkflowCacheSize(size)
+	}
 }
 
 // registration is one activity method with its registered name.
@@ -151,9 +161,6 @@ func New(c client.Client, opts Options) (sdkworker.Worker, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
-	}
-	if opts.WorkflowCacheSize > 0 {
-		sdkworker.SetStickyWorkflowCacheSize(opts.WorkflowCacheSize)
 	}
 	w := sdkworker.New(c, opts.TaskQueue, workerOptions(opts, logger))
 	if err := register(w, workflows.All(), activityRegistrations(opts.Activities)); err != nil {

@@ -908,7 +908,10 @@ type k8sContainer struct {
 	} `yaml:"env"`
 	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
-	VolumeMounts   []struct {
+	Resources      struct {
+		Limits map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+	VolumeMounts []struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
 		ReadOnly  bool   `yaml:"readOnly"`
@@ -1157,4 +1160,93 @@ func TestDockerignore_KeepsSecretsAndHistoryOut(t *testing.T) {
 			t.Errorf(".dockerignore does not exclude %s", want)
 		}
 	}
+}
+
+// cachedWorkflowBytes is what one workflow in the worker's cache holds in
+// memory, GC headroom included, as BenchmarkDev_WaitingFlows measured it
+// (heap and goroutine profiles with thousands of flows waiting).
+const cachedWorkflowBytes = 60 << 10
+
+// The long-running containers tell Go their memory limit (GOMEMLIMIT, a
+// margin under the container's, so the GC works harder before the kernel
+// kills the pod), and the worker's workflow cache fits in half of it.
+func TestK8s_MemoryLimitsHoldTheWorkflowCache(t *testing.T) {
+	checked := 0
+	for _, o := range readK8s(t) {
+		if o.Kind != "Deployment" || len(o.Spec.Template.Spec.Containers) != 1 {
+			continue
+		}
+		ctr := o.Spec.Template.Spec.Containers[0]
+		if len(ctr.Args) != 1 || (ctr.Args[0] != "api" && ctr.Args[0] != "worker") {
+			continue
+		}
+		checked++
+		where := "k8s Deployment " + o.Metadata.Name
+		limit, err := k8sBytes(ctr.Resources.Limits["memory"])
+		if err != nil {
+			t.Errorf("%s: limits.memory: %v", where, err)
+			continue
+		}
+		env := map[string]string{}
+		for _, e := range ctr.Env {
+			env[e.Name] = e.Value
+		}
+		soft, err := goMemLimitBytes(env["GOMEMLIMIT"])
+		if err != nil {
+			t.Errorf("%s: GOMEMLIMIT: %v", where, err)
+			continue
+		}
+		if soft < limit*3/4 || soft > limit*95/100 {
+			t.Errorf("%s: GOMEMLIMIT %d bytes, want 75-95%% of limits.memory (%d bytes)", where, soft, limit)
+		}
+		if ctr.Args[0] != "worker" {
+			continue
+		}
+		cache := defaultWorkflowCache
+		if v, ok := env[envName("workflow-cache")]; ok {
+			if cache, err = strconv.Atoi(v); err != nil || cache <= 0 {
+				t.Errorf("%s: %s=%q, want a positive count", where, envName("workflow-cache"), v)
+				continue
+			}
+		}
+		if need := int64(cache) * cachedWorkflowBytes; need > soft/2 {
+			t.Errorf("%s: a cache of %d workflows holds about %d MiB, over half of GOMEMLIMIT (%d MiB)", where, cache, need>>20, soft>>20)
+		}
+	}
+	if checked != 2 {
+		t.Fatalf("checked %d Deployments, want api and worker", checked)
+	}
+}
+
+// k8sBytes parses a Kubernetes memory quantity with a binary suffix
+// ("256Mi"), the form the manifests use.
+func k8sBytes(q string) (int64, error) {
+	for suffix, shift := range map[string]uint{"Ki": 10, "Mi": 20, "Gi": 30} {
+		if n, ok := strings.CutSuffix(q, suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err != nil || v <= 0 {
+				return 0, fmt.Errorf("%q is not a positive quantity", q)
+			}
+			return v << shift, nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want a count of Ki, Mi or Gi", q)
+}
+
+// goMemLimitBytes parses GOMEMLIMIT as the Go runtime does for the forms
+// used here: a byte count with a B, KiB, MiB or GiB suffix.
+func goMemLimitBytes(v string) (int64, error) {
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"B", 0}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			x, err := strconv.ParseInt(n, 10, 64)
+			if err != nil || x <= 0 {
+				return 0, fmt.Errorf("%q is not a positive size", v)
+			}
+			return x << u.shift, nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want a size such as 230MiB", v)
 }

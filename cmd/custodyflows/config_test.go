@@ -193,17 +193,17 @@ func TestWorkflowCacheFlag_DefaultsEnvironmentAndBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.WorkflowCache != 0 {
-		t.Fatalf("worker default: got %d, want 0 (the SDK's default)", w.WorkflowCache)
+	if w.WorkflowCache != defaultWorkflowCache {
+		t.Fatalf("worker default: got %d, want %d", w.WorkflowCache, defaultWorkflowCache)
 	}
 	w, err = parseWorkerConfig(workerArgs, env{stderr: &bytes.Buffer{}, lookup: lookupFrom(map[string]string{
-		"CUSTODYFLOWS_WORKFLOW_CACHE": "2000",
+		"CUSTODYFLOWS_WORKFLOW_CACHE": "3000",
 	})})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.WorkflowCache != 2000 {
-		t.Fatalf("worker from env: got %d, want 2000", w.WorkflowCache)
+	if w.WorkflowCache != 3000 {
+		t.Fatalf("worker from env: got %d, want 3000", w.WorkflowCache)
 	}
 	if _, err := parseWorkerConfig(append(workerArgs, "--workflow-cache", "-1"), quiet); err == nil || !strings.Contains(err.Error(), "--workflow-cache") {
 		t.Errorf("--workflow-cache -1: got %v, want an error naming --workflow-cache", err)

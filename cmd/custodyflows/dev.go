@@ -22,6 +22,7 @@ import (
 	"github.com/custodyflows/custodyflows/sandbox"
 	"github.com/custodyflows/custodyflows/sandbox/keys"
 	"github.com/custodyflows/custodyflows/store"
+	"github.com/custodyflows/custodyflows/worker"
 )
 
 // devConfig configures `custodyflows dev`.
@@ -42,6 +43,7 @@ type devConfig struct {
 	SandboxKDF       string
 	SandboxRateLimit bool
 	Log              logConfig
+	Profile          profileConfig
 	ExportHold       time.Duration
 	Reconcile        reconcileConfig
 	PollRate         float64
@@ -67,6 +69,7 @@ func parseDevConfig(args []string, e env) (devConfig, error) {
 	fs.StringVar(&c.SandboxKDF, "sandbox-kdf", "default", "Argon2id cost in the sandbox: default (64 MiB, like a real Gateway) or light (fast, for tests)")
 	fs.BoolVar(&c.SandboxRateLimit, "sandbox-rate-limit", true, "enforce Planbok's rate limits in the sandbox (10 POST/s, 20 GET/s)")
 	c.Log.register(fs)
+	c.Profile.register(fs)
 	fs.DurationVar(&c.ExportHold, "export-hold", 0, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off")
 	c.Reconcile.register(fs)
 	registerPollRate(fs, &c.PollRate)
@@ -119,7 +122,7 @@ func (c devConfig) validate() error {
 	if c.ExportHold < 0 {
 		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", c.ExportHold))
 	}
-	errs = append(errs, c.Reconcile.validate(), validatePollRate(c.PollRate), validateWorkflowCache(c.WorkflowCache))
+	errs = append(errs, c.Reconcile.validate(), validatePollRate(c.PollRate), validateWorkflowCache(c.WorkflowCache), c.Profile.validate())
 	return errors.Join(errs...)
 }
 
@@ -132,6 +135,11 @@ func runDev(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := cfg.Profile.start(logger)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	m := NewMain(cfg, logger, e.stdout)
 	defer m.Close()
 	if err := m.Run(ctx); err != nil {
@@ -214,6 +222,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("payload keys: %w", err)
 	}
 
+	// Before the embedded server: its system workers create the process's
+	// one workflow cache, and the SDK sizes it only then.
+	worker.SetWorkflowCacheSize(cfg.WorkflowCache)
 	m.Temporal, err = devstack.Start(ctx, devstack.Config{
 		DataDir:       cfg.DataDir,
 		FrontendPort:  cfg.TemporalPort,

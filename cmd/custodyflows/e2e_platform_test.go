@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -180,7 +181,8 @@ func TestDev_HistoryIsEncrypted(t *testing.T) {
 }
 
 // The built binary: `custodyflows dev` prints its banner, answers /readyz,
-// and exits cleanly on SIGTERM.
+// keeps no more workflows in memory than --workflow-cache says, and exits
+// cleanly on SIGTERM.
 func TestBinary_DevStartsAndStopsOnSIGTERM(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "custodyflows")
 	build := exec.Command("go", "build", "-o", bin, ".")
@@ -189,7 +191,7 @@ func TestBinary_DevStartsAndStopsOnSIGTERM(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "dev",
 		"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sandbox-addr", "127.0.0.1:0",
-		"--temporal-port", "0", "--ui-port", "0", "--sandbox-kdf", "light")
+		"--temporal-port", "0", "--ui-port", "0", "--sandbox-kdf", "light", "--workflow-cache", "2")
 	cmd.Env = append(os.Environ(), "CUSTODYFLOWS_API_KEY=from-env-key", "CUSTODYFLOWS_LOG_LEVEL=warn", "CUSTODYFLOWS_TEMPORAL_LOG_LEVEL=error")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -238,6 +240,23 @@ func TestBinary_DevStartsAndStopsOnSIGTERM(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&e)
 	resp.Body.Close()
 	mustEqual(t, "authenticated with the env key", e.Error.Code, "flow_not_found")
+
+	// Four waiting flows and their four customer workflows do not fit a
+	// cache of two: the SDK must evict. The embedded server's own workers
+	// share the process's one cache, so a size set after the server
+	// started would be ignored and nothing evicted.
+	api := &apiClient{t: t, base: url, key: "from-env-key"}
+	for i := range 4 {
+		cust := api.createCustomer("Cache Test", fmt.Sprintf("cache-%d", i))
+		api.start(cust.ID, flow.KindInitialize, nil, http.StatusCreated)
+	}
+	evictions := 0.0
+	for limit := time.Now().Add(15 * time.Second); evictions == 0 && time.Now().Before(limit); {
+		evictions = metricValue(t, url, "temporal_sticky_cache_total_forced_eviction_total", "")
+	}
+	if evictions == 0 {
+		t.Error("no workflow was evicted from a cache of 2 holding 8 workflows: --workflow-cache did not take effect")
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

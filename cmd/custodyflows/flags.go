@@ -199,10 +199,19 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
+// defaultWorkflowCache is --workflow-cache unless set. Each cached flow or
+// customer workflow holds about 60 KB (two coroutine stacks and the replay
+// state, with the GC's headroom). The SDK's own default, 10,000, grows to
+// about 600 MB once that many wait, more than the 256 MiB the deploy
+// manifests give a worker; 1,000 stays near 60 MB. A waiting flow has no
+// workflow task to run until its challenge ends, so evicting it costs
+// nothing while it waits, then one replay of its ten-odd events.
+const defaultWorkflowCache = 1000
+
 // registerWorkflowCache registers --workflow-cache: how many workflow
-// executions the worker process keeps in memory (worker.Options).
+// executions the process keeps in memory (worker.SetWorkflowCacheSize).
 func registerWorkflowCache(fs *flag.FlagSet, size *int) {
-	fs.IntVar(size, "workflow-cache", 0, "workflow executions the worker keeps in memory between their tasks; fewer saves memory when many flows wait, at the cost of replaying an evicted flow's short history; 0 = the SDK's default (10000)")
+	fs.IntVar(size, "workflow-cache", defaultWorkflowCache, "workflow executions the process keeps in memory between their tasks (about 60 KB each); fewer saves memory when many flows wait, at the cost of replaying an evicted flow's short history; 0 = the SDK's default (10000)")
 }
 
 func validateWorkflowCache(size int) error {

@@ -581,21 +581,34 @@ func (d *devProcess) cpuOver(b *testing.B, window time.Duration) float64 {
 }
 
 func (d *devProcess) rssMB(b *testing.B) float64 {
+	return d.statusMB(b, "VmRSS")
+}
+
+// anonMB is the part of RSS that is the process's own memory (heap,
+// stacks, C allocations); the rest is pages of the binary mapped from its
+// file, shared and reclaimable, which grow with the code a run touched, not
+// with the flows it holds.
+func (d *devProcess) anonMB(b *testing.B) float64 {
+	return d.statusMB(b, "RssAnon")
+}
+
+// statusMB reads a kB field of /proc/<pid>/status in MB.
+func (d *devProcess) statusMB(b *testing.B, field string) float64 {
 	b.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
 	if err != nil {
 		b.Fatalf("read status: %v", err)
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			if err != nil {
-				b.Fatalf("VmRSS %q: %v", rest, err)
+				b.Fatalf("%s %q: %v", field, rest, err)
 			}
 			return kb / 1024
 		}
 	}
-	b.Fatal("no VmRSS")
+	b.Fatalf("no %s in /proc/<pid>/status", field)
 	return 0
 }
 

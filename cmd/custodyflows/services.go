@@ -41,6 +41,7 @@ type serviceConfig struct {
 	DB          string
 	PayloadKeys secretFlag
 	Log         logConfig
+	Profile     profileConfig
 	ExportHold  time.Duration
 
 	// keys, when set, are the payload keys instead of PayloadKeys (dev
@@ -54,6 +55,7 @@ func (s *serviceConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.DB, "db", "./.data/custodyflows.db", "the app database (security status, flow index, webhook inbox, audit log): a SQLite file path or a postgres:// URL")
 	fs.Var(&s.PayloadKeys, "payload-keys", "payload encryption keys, id:<base64 32 bytes>[,id:…]; the first encrypts, all decrypt (rotation)")
 	s.Log.register(fs)
+	s.Profile.register(fs)
 	fs.DurationVar(&s.ExportHold, "export-hold", flow.DefaultExportHold, "how long after a PIN reset private-key exports are refused (export_on_hold); 0 = off. Give api and worker the same value")
 }
 
@@ -67,7 +69,7 @@ func (s *serviceConfig) parse(fs *flag.FlagSet, args []string, lookup func(strin
 }
 
 func (s serviceConfig) validate() error {
-	errs := []error{s.Temporal.validate(), s.Planbok.validate()}
+	errs := []error{s.Temporal.validate(), s.Planbok.validate(), s.Profile.validate()}
 	if s.ExportHold < 0 {
 		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", s.ExportHold))
 	}
@@ -285,6 +287,11 @@ func runAPI(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := cfg.Profile.start(logger)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	d, err := openDeps(ctx, cfg.serviceConfig, logger)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -404,7 +411,7 @@ type workerConfig struct {
 	Reconcile   reconcileConfig
 	PollRate    float64
 	Prune       pruneConfig
-	// WorkflowCache is --workflow-cache (worker.Options.WorkflowCacheSize).
+	// WorkflowCache is --workflow-cache (worker.SetWorkflowCacheSize).
 	WorkflowCache int
 
 	// metricsFallback lets the metrics server take a free port when
@@ -449,6 +456,12 @@ func runWorker(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := cfg.Profile.start(logger)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
+	worker.SetWorkflowCacheSize(cfg.WorkflowCache) // before any worker exists
 	d, err := openDeps(ctx, cfg.serviceConfig, logger)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -489,7 +502,7 @@ func newWorkerService(cfg workerConfig, d *deps) (*workerService, error) {
 	}
 	acts.ExportHold = cfg.ExportHold
 	w, err := worker.New(d.client, worker.Options{TaskQueue: cfg.Temporal.TaskQueue, Activities: acts, Logger: d.log,
-		PollsPerSecond: cfg.PollRate, WorkflowCacheSize: cfg.WorkflowCache})
+		PollsPerSecond: cfg.PollRate})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
