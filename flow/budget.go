@@ -1,6 +1,9 @@
 package flow
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // The time budget of a start. One number, StartTimeout, is how long a
 // start may take from the API's point of view; everything else derives
@@ -50,4 +53,31 @@ func PlanbokBudget(remaining time.Duration) time.Duration {
 		return StartPlanbokBudget
 	}
 	return max(MinPlanbokBudget, min(StartPlanbokBudget, remaining-StartReserve))
+}
+
+// Planbok's rate limits per organisation (planbok-notes.md), and how one
+// deployment shares its reads. Polls and the reconciler run on task queues
+// of their own whose activity rate the Temporal server caps for every
+// worker at once (--poll-rate, --reconcile-rate); starts are never capped
+// by custodyflows, and their reads (Preflight, the syncs after a flow)
+// keep StartReadsReserved per second to themselves, so however many flows
+// wait, a start's read never waits behind a poll. A start past Planbok's
+// limits is retried within its budget (StartPlanbokBudget).
+const (
+	PlanbokReadsPerSecond  = 20
+	PlanbokWritesPerSecond = 10
+	// StartReadsReserved is the part of PlanbokReadsPerSecond the capped
+	// readers (polls and the reconciler together) must leave free.
+	StartReadsReserved = 5
+)
+
+// CheckReadBudget reports whether polls at pollRate and the reconciler at
+// reconcileRate (reads per second each) leave StartReadsReserved of
+// Planbok's reads to starts.
+func CheckReadBudget(pollRate, reconcileRate float64) error {
+	if used := pollRate + reconcileRate; used > PlanbokReadsPerSecond-StartReadsReserved {
+		return fmt.Errorf("polls (%g/s) and the reconciler (%g/s) would take %g of Planbok's %d reads per second, leaving starts less than %d/s: lower --poll-rate or --reconcile-rate",
+			pollRate, reconcileRate, used, PlanbokReadsPerSecond, StartReadsReserved)
+	}
+	return nil
 }

@@ -122,7 +122,8 @@ func (c devConfig) validate() error {
 	if c.ExportHold < 0 {
 		errs = append(errs, fmt.Errorf("--export-hold must not be negative (0 = off), got %s", c.ExportHold))
 	}
-	errs = append(errs, c.Reconcile.validate(), validatePollRate(c.PollRate), validateWorkflowCache(c.WorkflowCache), c.Profile.validate())
+	errs = append(errs, c.Reconcile.validate(), validatePollRate(c.PollRate), validateWorkflowCache(c.WorkflowCache), c.Profile.validate(),
+		flow.CheckReadBudget(c.PollRate, c.Reconcile.Rate))
 	return errors.Join(errs...)
 }
 

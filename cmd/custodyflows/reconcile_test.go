@@ -69,3 +69,30 @@ func TestPollRateFlag_DefaultsEnvironmentAndBounds(t *testing.T) {
 		}
 	}
 }
+
+// Polls and the reconciler together must leave starts their share of
+// Planbok's reads: the defaults (10 + 5) fit, more is refused naming both.
+func TestReadBudget_PollsAndReconcilerLeaveStartsTheirShare(t *testing.T) {
+	quiet := env{stderr: &bytes.Buffer{}, lookup: lookupFrom(nil)}
+	workerArgs := []string{"--planbok-api-key", "k", "--payload-keys", "k1:" + strings.Repeat("A", 43) + "="}
+	if _, err := parseWorkerConfig(workerArgs, quiet); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if _, err := parseWorkerConfig(append(workerArgs, "--poll-rate", "12", "--reconcile-rate", "3"), quiet); err != nil {
+		t.Fatalf("12 + 3 reads/s: %v", err)
+	}
+	for _, args := range [][]string{
+		{"--poll-rate", "12"},
+		{"--reconcile-rate", "6"},
+		{"--poll-rate", "1", "--reconcile-rate", "15"},
+	} {
+		_, err := parseWorkerConfig(append(workerArgs, args...), quiet)
+		if err == nil || !strings.Contains(err.Error(), "--poll-rate or --reconcile-rate") {
+			t.Errorf("worker %v: got %v, want the read budget refused", args, err)
+		}
+		_, err = parseDevConfig(args, quiet)
+		if err == nil || !strings.Contains(err.Error(), "--poll-rate or --reconcile-rate") {
+			t.Errorf("dev %v: got %v, want the read budget refused", args, err)
+		}
+	}
+}

@@ -440,7 +440,7 @@ func parseWorkerConfig(args []string, e env) (workerConfig, error) {
 	}
 	c.metricsFallback = !explicitlySet(fs, "metrics-addr", e.lookup)
 	errs := []error{c.serviceConfig.validate(), c.Notify.validate(true), c.Reconcile.validate(), validatePollRate(c.PollRate),
-		validateWorkflowCache(c.WorkflowCache), c.Prune.validate()}
+		validateWorkflowCache(c.WorkflowCache), c.Prune.validate(), flow.CheckReadBudget(c.PollRate, c.Reconcile.Rate)}
 	if c.MetricsAddr != "" {
 		errs = append(errs, hostPort("metrics-addr", c.MetricsAddr))
 	}
