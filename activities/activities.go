@@ -35,7 +35,7 @@ type PlanbokAPI interface {
 type Store interface {
 	UpsertFlow(ctx context.Context, f *flow.Flow, meta store.FlowMeta) error
 	FindFlowByID(ctx context.Context, id string) (*flow.Flow, error)
-	UpdateSecurity(ctx context.Context, customerID string, u store.SecurityUpdate) (flow.Security, error)
+	UpdateSecurity(ctx context.Context, customerID string, u store.SecurityUpdate) (store.SecurityResult, error)
 	FindCustomerByID(ctx context.Context, id string) (*store.Customer, error)
 	RecordAudit(ctx context.Context, a *store.AuditEntry) error
 }
@@ -279,14 +279,14 @@ func (a *Activities) SyncCustomer(ctx context.Context, in flow.SyncCustomerInput
 			}
 		}
 	}
-	sec, err := a.Store.UpdateSecurity(ctx, in.CustomerID, u)
+	res, err := a.Store.UpdateSecurity(ctx, in.CustomerID, u)
 	if err != nil {
 		return flow.SyncCustomerResult{}, a.classify(ctx, "sync customer: update security", err)
 	}
 	wasLocked := prev != nil && prev.Security.LockedOut
 	// The events the workflow sends carry exportAvailableAt, and a
 	// completed reset with it set starts customer.export_hold_started.
-	sec = sec.WithExportHold(a.ExportHold, a.now())
+	sec := res.Security.WithExportHold(a.ExportHold, a.now())
 	return flow.SyncCustomerResult{Security: sec, LockedOutNow: !wasLocked && c.Locked()}, nil
 }
 

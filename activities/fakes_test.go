@@ -77,6 +77,7 @@ func (f *fakePlanbok) GetChallenge(_ context.Context, _, _ string) (*planbok.Cha
 type fakeStore struct {
 	mu        sync.Mutex
 	customers map[string]*store.Customer
+	lockedBy  map[string]string // customer id → the By that locked it out
 	flows     []flow.Flow
 	metas     []store.FlowMeta
 	updates   []store.SecurityUpdate
@@ -85,7 +86,9 @@ type fakeStore struct {
 	errFind   error // returned by FindCustomerByID when set
 }
 
-func newFakeStore() *fakeStore { return &fakeStore{customers: map[string]*store.Customer{}} }
+func newFakeStore() *fakeStore {
+	return &fakeStore{customers: map[string]*store.Customer{}, lockedBy: map[string]string{}}
+}
 
 func (s *fakeStore) UpsertFlow(_ context.Context, f *flow.Flow, meta store.FlowMeta) error {
 	s.mu.Lock()
@@ -114,11 +117,14 @@ func (s *fakeStore) FindFlowByID(_ context.Context, id string) (*flow.Flow, erro
 	return nil, flow.Errorf(flow.CodeFlowNotFound, "Flow %q was not found.", id)
 }
 
-func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.SecurityUpdate) (flow.Security, error) {
+// UpdateSecurity applies u whatever its SyncedAt, and answers LockedOutNow
+// as the real store does: to the update that locks, and to a later one with
+// the same non-empty By while the lockout lasts.
+func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.SecurityUpdate) (store.SecurityResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return flow.Security{}, s.err
+		return store.SecurityResult{}, s.err
 	}
 	s.updates = append(s.updates, u)
 	c, ok := s.customers[id]
@@ -127,6 +133,14 @@ func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.Securit
 		s.customers[id] = c
 	}
 	sec := &c.Security
+	wasLocked := sec.LockedOut
+	switch {
+	case !u.LockedOut:
+		delete(s.lockedBy, id)
+	case !wasLocked:
+		s.lockedBy[id] = u.By
+	}
+	now := u.LockedOut && (!wasLocked || (u.By != "" && s.lockedBy[id] == u.By))
 	sec.HasPIN, sec.HasRecovery, sec.LockedOut = u.HasPIN, u.HasRecovery, u.LockedOut
 	synced := u.SyncedAt
 	sec.SyncedAt = &synced
@@ -142,7 +156,7 @@ func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.Securit
 		}
 	}
 	sec.CanTransact = sec.Standing().CanTransact()
-	return *sec, nil
+	return store.SecurityResult{Security: *sec, LockedOutNow: now}, nil
 }
 
 func (s *fakeStore) FindCustomerByID(_ context.Context, id string) (*store.Customer, error) {
