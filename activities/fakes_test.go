@@ -82,8 +82,9 @@ type fakeStore struct {
 	metas     []store.FlowMeta
 	updates   []store.SecurityUpdate
 	audits    []store.AuditEntry
-	err       error // returned by every method when set
-	errFind   error // returned by FindCustomerByID when set
+	err       error  // returned by every method when set
+	errFind   error  // returned by FindCustomerByID when set
+	onFind    func() // when set, runs in FindCustomerByID after the read
 }
 
 func newFakeStore() *fakeStore {
@@ -160,6 +161,14 @@ func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.Securit
 }
 
 func (s *fakeStore) FindCustomerByID(_ context.Context, id string) (*store.Customer, error) {
+	c, err := s.findCustomer(id)
+	if s.onFind != nil {
+		s.onFind()
+	}
+	return c, err
+}
+
+func (s *fakeStore) findCustomer(id string) (*store.Customer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.errFind != nil {
