@@ -35,7 +35,7 @@ type PlanbokAPI interface {
 type Store interface {
 	UpsertFlow(ctx context.Context, f *flow.Flow, meta store.FlowMeta) error
 	FindFlowByID(ctx context.Context, id string) (*flow.Flow, error)
-	UpdateSecurity(ctx context.Context, customerID string, u store.SecurityUpdate) (flow.Security, error)
+	UpdateSecurity(ctx context.Context, customerID string, u store.SecurityUpdate) (store.SecurityResult, error)
 	FindCustomerByID(ctx context.Context, id string) (*store.Customer, error)
 	RecordAudit(ctx context.Context, a *store.AuditEntry) error
 }
@@ -237,8 +237,10 @@ func (a *Activities) ReadFlow(ctx context.Context, in flow.ReadFlowInput) (*flow
 
 // SyncCustomer re-reads the customer from Planbok and stores its security
 // status, with the timestamp the completed flow (or customer event) sets at
-// in.At. LockedOutNow reports that this sync saw the lockout happen: the
-// stored status was not locked and Planbok now says locked.
+// in.At. LockedOutNow reports that this sync locked the customer out, as
+// the store decides and records it (store.UpdateSecurity): a retry of the
+// same sync (same FlowID or WebhookID) is told again, any other sync is
+// not, even one that runs at the same time.
 func (a *Activities) SyncCustomer(ctx context.Context, in flow.SyncCustomerInput) (flow.SyncCustomerResult, error) {
 	c, err := a.Planbok.GetCustomer(ctx, in.CustomerID)
 	if err != nil {
@@ -256,7 +258,7 @@ func (a *Activities) SyncCustomer(ctx context.Context, in flow.SyncCustomerInput
 	if in.At.IsZero() {
 		at = a.now()
 	}
-	u := store.SecurityUpdate{HasPIN: c.HasPIN, HasRecovery: c.HasRecovery, LockedOut: c.Locked(), SyncedAt: a.now()}
+	u := store.SecurityUpdate{HasPIN: c.HasPIN, HasRecovery: c.HasRecovery, LockedOut: c.Locked(), SyncedAt: a.now(), By: syncIdentity(in)}
 	if spec, ok := flow.SpecOf(in.Kind); ok {
 		// The completed flow's timestamps, each only when Planbok confirms
 		// it (PIN setup may or may not include recovery).
@@ -279,15 +281,27 @@ func (a *Activities) SyncCustomer(ctx context.Context, in flow.SyncCustomerInput
 			}
 		}
 	}
-	sec, err := a.Store.UpdateSecurity(ctx, in.CustomerID, u)
+	res, err := a.Store.UpdateSecurity(ctx, in.CustomerID, u)
 	if err != nil {
 		return flow.SyncCustomerResult{}, a.classify(ctx, "sync customer: update security", err)
 	}
-	wasLocked := prev != nil && prev.Security.LockedOut
 	// The events the workflow sends carry exportAvailableAt, and a
 	// completed reset with it set starts customer.export_hold_started.
-	sec = sec.WithExportHold(a.ExportHold, a.now())
-	return flow.SyncCustomerResult{Security: sec, LockedOutNow: !wasLocked && c.Locked()}, nil
+	sec := res.Security.WithExportHold(a.ExportHold, a.now())
+	return flow.SyncCustomerResult{Security: sec, LockedOutNow: res.LockedOutNow}, nil
+}
+
+// syncIdentity names a sync for the store's lockout record: its flow, else
+// its webhook, prefixed so that a flow id and a webhook id never match; ""
+// (anonymous) with neither.
+func syncIdentity(in flow.SyncCustomerInput) string {
+	switch {
+	case in.FlowID != "":
+		return "flow:" + in.FlowID
+	case in.WebhookID != "":
+		return "webhook:" + in.WebhookID
+	}
+	return ""
 }
 
 // RecordAudit writes one audit-log row.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -337,6 +338,71 @@ func TestSyncCustomer(t *testing.T) {
 				t.Errorf("got security %+v, want the store's merged status", got.Security)
 			}
 		})
+	}
+}
+
+// TestSyncCustomer_LockoutToldToOneSync: the sync that locked the customer
+// out is told so again when it runs again (its workflow task was retried
+// after the first run's write), and no other sync is told, whatever its
+// kind of id.
+func TestSyncCustomer_LockoutToldToOneSync(t *testing.T) {
+	s := newFakeStore()
+	s.customers[cusID] = &store.Customer{ID: cusID, Security: flow.Security{HasPIN: true, HasRecovery: true}}
+	a := newTestActivities(&fakePlanbok{customer: customer(true, true, true)}, s, nil)
+	steps := []struct {
+		name    string
+		in      flow.SyncCustomerInput
+		wantBy  string
+		wantNow bool
+	}{
+		{"the flow that sees the lockout", flow.SyncCustomerInput{FlowID: "flow_1"}, "flow:flow_1", true},
+		{"the same flow again", flow.SyncCustomerInput{FlowID: "flow_1"}, "flow:flow_1", true},
+		{"another flow", flow.SyncCustomerInput{FlowID: "flow_2"}, "flow:flow_2", false},
+		{"a webhook with the flow's id", flow.SyncCustomerInput{WebhookID: "flow_1", Event: planbok.EventCustomerLockedOut}, "webhook:flow_1", false},
+		{"an anonymous sync", flow.SyncCustomerInput{Event: planbok.EventCustomerLockedOut}, "", false},
+		{"the first flow once more", flow.SyncCustomerInput{FlowID: "flow_1"}, "flow:flow_1", true},
+	}
+	for i, st := range steps {
+		st.in.CustomerID, st.in.At = cusID, testNow
+		got, err := a.SyncCustomer(context.Background(), st.in)
+		if err != nil {
+			t.Fatalf("%s: got error %v, want nil", st.name, err)
+		}
+		if got.LockedOutNow != st.wantNow || !got.Security.LockedOut {
+			t.Errorf("%s: got LockedOutNow %v (locked %v), want %v", st.name, got.LockedOutNow, got.Security.LockedOut, st.wantNow)
+		}
+		if by := s.updates[i].By; by != st.wantBy {
+			t.Errorf("%s: store update by %q, want %q", st.name, by, st.wantBy)
+		}
+	}
+}
+
+// TestSyncCustomer_ConcurrentSyncsOneLockout: a flow's end and a lockout
+// webhook sync the customer at once, both reading the stored row before
+// either writes; only one of them is told it locked the customer out.
+func TestSyncCustomer_ConcurrentSyncsOneLockout(t *testing.T) {
+	s := newFakeStore()
+	s.customers[cusID] = &store.Customer{ID: cusID, Security: flow.Security{HasPIN: true, HasRecovery: true}}
+	var read sync.WaitGroup
+	read.Add(2)
+	s.onFind = func() { read.Done(); read.Wait() }
+	a := newTestActivities(&fakePlanbok{customer: customer(true, true, true)}, s, nil)
+	ins := []flow.SyncCustomerInput{
+		{CustomerID: cusID, FlowID: "flow_1", At: testNow},
+		{CustomerID: cusID, WebhookID: "wh_1", Event: planbok.EventCustomerLockedOut, At: testNow},
+	}
+	got := make([]flow.SyncCustomerResult, len(ins))
+	errs := make([]error, len(ins))
+	var wg sync.WaitGroup
+	for i, in := range ins {
+		wg.Go(func() { got[i], errs[i] = a.SyncCustomer(context.Background(), in) })
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("got errors %v, %v; want nil", errs[0], errs[1])
+	}
+	if got[0].LockedOutNow == got[1].LockedOutNow {
+		t.Errorf("got LockedOutNow %v and %v, want exactly one true", got[0].LockedOutNow, got[1].LockedOutNow)
 	}
 }
 

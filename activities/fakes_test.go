@@ -77,15 +77,19 @@ func (f *fakePlanbok) GetChallenge(_ context.Context, _, _ string) (*planbok.Cha
 type fakeStore struct {
 	mu        sync.Mutex
 	customers map[string]*store.Customer
+	lockedBy  map[string]string // customer id → the By that locked it out
 	flows     []flow.Flow
 	metas     []store.FlowMeta
 	updates   []store.SecurityUpdate
 	audits    []store.AuditEntry
-	err       error // returned by every method when set
-	errFind   error // returned by FindCustomerByID when set
+	err       error  // returned by every method when set
+	errFind   error  // returned by FindCustomerByID when set
+	onFind    func() // when set, runs in FindCustomerByID after the read
 }
 
-func newFakeStore() *fakeStore { return &fakeStore{customers: map[string]*store.Customer{}} }
+func newFakeStore() *fakeStore {
+	return &fakeStore{customers: map[string]*store.Customer{}, lockedBy: map[string]string{}}
+}
 
 func (s *fakeStore) UpsertFlow(_ context.Context, f *flow.Flow, meta store.FlowMeta) error {
 	s.mu.Lock()
@@ -114,11 +118,14 @@ func (s *fakeStore) FindFlowByID(_ context.Context, id string) (*flow.Flow, erro
 	return nil, flow.Errorf(flow.CodeFlowNotFound, "Flow %q was not found.", id)
 }
 
-func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.SecurityUpdate) (flow.Security, error) {
+// UpdateSecurity applies u whatever its SyncedAt, and answers LockedOutNow
+// as the real store does: to the update that locks, and to a later one with
+// the same non-empty By while the lockout lasts.
+func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.SecurityUpdate) (store.SecurityResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return flow.Security{}, s.err
+		return store.SecurityResult{}, s.err
 	}
 	s.updates = append(s.updates, u)
 	c, ok := s.customers[id]
@@ -127,6 +134,14 @@ func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.Securit
 		s.customers[id] = c
 	}
 	sec := &c.Security
+	wasLocked := sec.LockedOut
+	switch {
+	case !u.LockedOut:
+		delete(s.lockedBy, id)
+	case !wasLocked:
+		s.lockedBy[id] = u.By
+	}
+	now := u.LockedOut && (!wasLocked || (u.By != "" && s.lockedBy[id] == u.By))
 	sec.HasPIN, sec.HasRecovery, sec.LockedOut = u.HasPIN, u.HasRecovery, u.LockedOut
 	synced := u.SyncedAt
 	sec.SyncedAt = &synced
@@ -142,10 +157,18 @@ func (s *fakeStore) UpdateSecurity(_ context.Context, id string, u store.Securit
 		}
 	}
 	sec.CanTransact = sec.Standing().CanTransact()
-	return *sec, nil
+	return store.SecurityResult{Security: *sec, LockedOutNow: now}, nil
 }
 
 func (s *fakeStore) FindCustomerByID(_ context.Context, id string) (*store.Customer, error) {
+	c, err := s.findCustomer(id)
+	if s.onFind != nil {
+		s.onFind()
+	}
+	return c, err
+}
+
+func (s *fakeStore) findCustomer(id string) (*store.Customer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.errFind != nil {

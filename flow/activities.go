@@ -71,16 +71,24 @@ type ReadFlowInput struct {
 // security status. Kind (with At) says which flow just completed, so the
 // matching timestamp (pinSetAt, pinUpdatedAt, …) is set; Event names the
 // customer-level webhook that caused the sync when no flow did.
+//
+// FlowID, or else WebhookID, names the sync: the store records the sync
+// that locked the customer out, so the same sync run again (a retried
+// workflow task) hears LockedOutNow again and no other sync does. With
+// neither, only the run that makes the change hears it.
 type SyncCustomerInput struct {
 	CustomerID string    `json:"customerId"`
 	Kind       Kind      `json:"kind,omitempty"`
 	FlowID     string    `json:"flowId,omitempty"`
 	Event      string    `json:"event,omitempty"`
 	At         time.Time `json:"at"`
+	// WebhookID is the Planbok webhook behind a customer event's sync.
+	WebhookID string `json:"webhookId,omitempty"`
 }
 
 // SyncCustomerResult is the security status after a sync. LockedOutNow is
-// true when this sync saw the customer become locked out.
+// true when this sync is the one that locked the customer out (on every
+// run of it, see SyncCustomerInput).
 type SyncCustomerResult struct {
 	Security     Security `json:"security"`
 	LockedOutNow bool     `json:"lockedOutNow,omitempty"`

@@ -39,12 +39,13 @@ type customerRow struct {
 	LastPINResetAt sql.NullString `db:"last_pin_reset_at"`
 	LastExportAt   sql.NullString `db:"last_export_at"`
 	SyncedAt       sql.NullString `db:"synced_at"`
+	LockedOutBy    string         `db:"locked_out_by"`
 	CreatedAt      string         `db:"created_at"`
 	UpdatedAt      string         `db:"updated_at"`
 }
 
 const customerColumns = `id, name, ref_id, has_pin, has_recovery, locked_out, pin_set_at, pin_updated_at,
-	recovery_set_at, last_pin_reset_at, last_export_at, synced_at, created_at, updated_at`
+	recovery_set_at, last_pin_reset_at, last_export_at, synced_at, locked_out_by, created_at, updated_at`
 
 func (r *customerRow) security() (flow.Security, error) {
 	sec := flow.Security{HasPIN: r.HasPIN, HasRecovery: r.HasRecovery, LockedOut: r.LockedOut}
@@ -172,23 +173,45 @@ type SecurityUpdate struct {
 	RecoverySetAt  *time.Time
 	LastPINResetAt *time.Time
 	LastExportAt   *time.Time
+	// By names the sync ("flow:<id>", "webhook:<id>"), the same on every
+	// retry of it, so that a retry learns it was the one that locked the
+	// customer out. "" is an anonymous sync, told so only by the write
+	// that makes the change.
+	By string
+}
+
+// SecurityResult is what UpdateSecurity leaves stored.
+type SecurityResult struct {
+	// Security is the merged status, CanTransact computed.
+	Security flow.Security
+	// LockedOutNow reports that the update's sync is the one that locked
+	// the customer out: this update moved locked_out from false to true,
+	// or the customer is still locked out by an earlier update with the
+	// same non-empty By (a retry of that sync).
+	LockedOutNow bool
 }
 
 // UpdateSecurity merges u into the customer's stored security status,
-// creating the customer row if missing, and returns the result with
-// CanTransact computed.
+// creating the customer row if missing, and returns the result.
 //
 // Syncs can finish out of order (two activities reading Planbok at nearly
 // the same time), so the booleans and syncedAt are replaced only when
 // u.SyncedAt is not older than the stored syncedAt. Each non-nil timestamp
 // replaces the stored one only when later, so a replayed or late sync never
 // moves "last PIN reset" backwards; nil timestamps leave stored ones alone.
-func (s *Store) UpdateSecurity(ctx context.Context, customerID string, u SecurityUpdate) (flow.Security, error) {
+//
+// Which sync locked the customer out is decided here, with the row locked,
+// and u.By recorded with the lockout: the callers tell the app once, from
+// the sync that gets LockedOutNow, and that sync may run again (a retried
+// workflow task) after its write. An older sync that does not apply its
+// flags never makes the change, so never claims it; an unlock forgets who
+// locked.
+func (s *Store) UpdateSecurity(ctx context.Context, customerID string, u SecurityUpdate) (SecurityResult, error) {
 	if customerID == "" {
-		return flow.Security{}, errors.New("store: update security: empty customer id")
+		return SecurityResult{}, errors.New("store: update security: empty customer id")
 	}
 	syncedAt := s.nowOr(u.SyncedAt)
-	var sec flow.Security
+	var res SecurityResult
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
 		if err := s.ensureCustomer(ctx, tx, customerID); err != nil {
 			return err
@@ -201,9 +224,16 @@ func (s *Store) UpdateSecurity(ctx context.Context, customerID string, u Securit
 		if err != nil {
 			return err
 		}
+		wasLocked, by := cur.LockedOut, row.LockedOutBy
 		if cur.SyncedAt == nil || !syncedAt.Before(*cur.SyncedAt) {
 			cur.HasPIN, cur.HasRecovery, cur.LockedOut = u.HasPIN, u.HasRecovery, u.LockedOut
 			cur.SyncedAt = &syncedAt
+		}
+		switch {
+		case !cur.LockedOut:
+			by = ""
+		case !wasLocked:
+			by = u.By
 		}
 		cur.PINSetAt = later(cur.PINSetAt, u.PINSetAt)
 		cur.PINUpdatedAt = later(cur.PINUpdatedAt, u.PINUpdatedAt)
@@ -212,21 +242,22 @@ func (s *Store) UpdateSecurity(ctx context.Context, customerID string, u Securit
 		cur.LastExportAt = later(cur.LastExportAt, u.LastExportAt)
 		cur.CanTransact = cur.Standing().CanTransact()
 		_, err = exec(ctx, tx, `UPDATE customers SET
-				has_pin = ?, has_recovery = ?, locked_out = ?,
+				has_pin = ?, has_recovery = ?, locked_out = ?, locked_out_by = ?,
 				pin_set_at = ?, pin_updated_at = ?, recovery_set_at = ?, last_pin_reset_at = ?, last_export_at = ?,
 				synced_at = ?, updated_at = ?
 			WHERE id = ?`,
-			cur.HasPIN, cur.HasRecovery, cur.LockedOut,
+			cur.HasPIN, cur.HasRecovery, cur.LockedOut, by,
 			formatTimePtr(cur.PINSetAt), formatTimePtr(cur.PINUpdatedAt), formatTimePtr(cur.RecoverySetAt),
 			formatTimePtr(cur.LastPINResetAt), formatTimePtr(cur.LastExportAt),
 			formatTimePtr(cur.SyncedAt), formatTime(s.now()), customerID)
-		sec = cur
+		res.Security = cur
+		res.LockedOutNow = cur.LockedOut && (!wasLocked || (u.By != "" && by == u.By))
 		return err
 	})
 	if err != nil {
-		return flow.Security{}, s.redact(fmt.Errorf("store: update security of customer %s: %w", customerID, err))
+		return SecurityResult{}, s.redact(fmt.Errorf("store: update security of customer %s: %w", customerID, err))
 	}
-	return sec, nil
+	return res, nil
 }
 
 // later returns the later of the stored and the given time (as UTC); a nil

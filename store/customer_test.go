@@ -156,7 +156,7 @@ func TestUpdateSecurity_Merge(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: UpdateSecurity: %v", st.name, err)
 			}
-			checkSecurity(t, st.name+" (returned)", got, st.want)
+			checkSecurity(t, st.name+" (returned)", got.Security, st.want)
 			c, err := s.FindCustomerByID(ctx, "c1")
 			if err != nil {
 				t.Fatalf("%s: FindCustomerByID: %v", st.name, err)
@@ -173,8 +173,8 @@ func TestUpdateSecurity_ZeroSyncedAtMeansNow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.SyncedAt == nil || got.SyncedAt.Before(before.Add(-time.Second)) || got.SyncedAt.After(time.Now().Add(time.Second)) {
-			t.Errorf("SyncedAt: got %s, want about now", fmtPtr(got.SyncedAt))
+		if synced := got.Security.SyncedAt; synced == nil || synced.Before(before.Add(-time.Second)) || synced.After(time.Now().Add(time.Second)) {
+			t.Errorf("SyncedAt: got %s, want about now", fmtPtr(synced))
 		}
 	})
 }
@@ -201,4 +201,55 @@ func checkSecurity(t *testing.T, name string, got, want flow.Security) {
 			t.Errorf("%s: %s: got %s, want %s", name, f.field, fmtPtr(f.got), fmtPtr(f.want))
 		}
 	}
+}
+
+// TestUpdateSecurity_LockedOutBy walks one customer through lockouts by
+// several syncs: the sync that locks is told so on every retry, no other
+// sync is, an unlock forgets who locked, and a sync too old to apply its
+// flags never claims a lockout.
+func TestUpdateSecurity_LockedOutBy(t *testing.T) {
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	const a, b = "flow:A", "webhook:B"
+	steps := []struct {
+		name       string
+		u          SecurityUpdate
+		wantNow    bool
+		wantLocked bool
+		wantBy     string // the stored locked_out_by
+	}{
+		{"A locks", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(1), By: a}, true, true, a},
+		{"A again (a retried task)", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(2), By: a}, true, true, a},
+		{"B while still locked", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(3), By: b}, false, true, a},
+		{"an anonymous sync while locked", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(4)}, false, true, a},
+		{"A again, older than the stored sync", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(0), By: a}, true, true, a},
+		{"B unlocks", SecurityUpdate{HasPIN: true, SyncedAt: at(5), By: b}, false, false, ""},
+		{"A again after the unlock, older", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(2), By: a}, false, false, ""},
+		{"a locking sync older than the unlock", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(4), By: "flow:C"}, false, false, ""},
+		{"B locks", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(6), By: b}, true, true, b},
+		{"A now", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(7), By: a}, false, true, b},
+		{"B again", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(8), By: b}, true, true, b},
+		{"unlock", SecurityUpdate{HasPIN: true, SyncedAt: at(9)}, false, false, ""},
+		{"an anonymous sync locks", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(10)}, true, true, ""},
+		{"the anonymous sync again", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(11)}, false, true, ""},
+		{"A while the anonymous lockout lasts", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: at(12), By: a}, false, true, ""},
+	}
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		for _, st := range steps {
+			got, err := s.UpdateSecurity(ctx, "c1", st.u)
+			if err != nil {
+				t.Fatalf("%s: UpdateSecurity: %v", st.name, err)
+			}
+			if got.LockedOutNow != st.wantNow || got.Security.LockedOut != st.wantLocked {
+				t.Errorf("%s: got LockedOutNow %v, locked %v; want %v, %v", st.name, got.LockedOutNow, got.Security.LockedOut, st.wantNow, st.wantLocked)
+			}
+			var by string
+			if err := get(ctx, s.r, &by, `SELECT locked_out_by FROM customers WHERE id = 'c1'`); err != nil {
+				t.Fatal(err)
+			}
+			if by != st.wantBy {
+				t.Errorf("%s: stored locked_out_by: got %q, want %q", st.name, by, st.wantBy)
+			}
+		}
+	})
 }

@@ -188,3 +188,51 @@ func TestUpsertFlow_ConcurrentWritersOfOneFlow(t *testing.T) {
 		}
 	})
 }
+
+// TestUpdateSecurity_OneSyncClaimsALockout: syncs by different identities
+// (a flow ending, a lockout webhook) lock one customer out at once through
+// two stores; exactly one is told it locked the customer out, whether the
+// row existed unlocked or not at all. A read of the row outside the
+// write's lock would let two see "not locked" and both claim it.
+func TestUpdateSecurity_OneSyncClaimsALockout(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		stores := []*Store{openPath(t, dsn), openPath(t, dsn)}
+		ctx := context.Background()
+		const rounds, syncs = 40, 4
+		for round := range rounds {
+			customer := fmt.Sprintf("c%d", round)
+			if round%2 == 0 {
+				if _, err := stores[0].UpdateSecurity(ctx, customer, SecurityUpdate{HasPIN: true, SyncedAt: t0}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var (
+				wg    sync.WaitGroup
+				start = make(chan struct{})
+				got   = make([]SecurityResult, syncs)
+				errs  = make([]error, syncs)
+			)
+			for i := range syncs {
+				wg.Go(func() {
+					<-start
+					u := SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: t0.Add(time.Minute), By: fmt.Sprintf("flow:f%d", i)}
+					got[i], errs[i] = stores[i%2].UpdateSecurity(ctx, customer, u)
+				})
+			}
+			close(start)
+			wg.Wait()
+			claims := 0
+			for i := range syncs {
+				if errs[i] != nil {
+					t.Fatalf("round %d, sync %d: %v", round, i, errs[i])
+				}
+				if got[i].LockedOutNow {
+					claims++
+				}
+			}
+			if claims != 1 {
+				t.Errorf("round %d (row existed: %v): syncs told they locked the customer out: got %d, want 1", round, round%2 == 0, claims)
+			}
+		}
+	})
+}

@@ -56,8 +56,9 @@ func (s *Store) ListActiveFlows(ctx context.Context, after string, updatedBefore
 // (Expect), so a correction never overwrites a flow's or a webhook's newer
 // write. Timestamps follow the change: a PIN or recovery that appeared
 // gets pinSetAt or recoverySetAt = At when none is known; an unlock sets
-// lastPinResetAt = At (only a PIN reset unlocks). Audit rows are written in
-// the same transaction, so a correction is never without its record.
+// lastPinResetAt = At (only a PIN reset unlocks) and forgets which sync
+// locked the customer out. Audit rows are written in the same transaction,
+// so a correction is never without its record.
 type SecurityCorrection struct {
 	Expect flow.Standing
 	Truth  flow.Standing
@@ -86,6 +87,12 @@ func (s *Store) CorrectSecurity(ctx context.Context, customerID string, c Securi
 	if c.Truth.HasRecovery && !c.Expect.HasRecovery {
 		set += `, recovery_set_at = COALESCE(recovery_set_at, ?)`
 		args = append(args, stamp)
+	}
+	if !c.Expect.LockedOut || !c.Truth.LockedOut {
+		// Only a lockout that stays keeps the sync that made it (see
+		// UpdateSecurity); one the reconciler makes belongs to no sync, and
+		// the reconciler's audit rows keep it from telling the app twice.
+		set += `, locked_out_by = ''`
 	}
 	if c.Expect.LockedOut && !c.Truth.LockedOut {
 		set += `, last_pin_reset_at = CASE WHEN last_pin_reset_at IS NULL OR last_pin_reset_at < ? THEN ? ELSE last_pin_reset_at END`

@@ -142,6 +142,39 @@ func TestCorrectSecurity_Timestamps(t *testing.T) {
 	})
 }
 
+// TestCorrectSecurity_LockoutOwner: a correction that keeps a lockout keeps
+// the sync that made it; one that unlocks forgets it, so when the
+// reconciler locks the customer again that sync's retry is not told it
+// locked the customer out.
+func TestCorrectSecurity_LockoutOwner(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		lockA := SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: t0, By: "flow:A"}
+		retryA := func(name string, min int, want bool) {
+			t.Helper()
+			u := lockA
+			u.SyncedAt = t0.Add(time.Duration(min) * time.Minute)
+			got, err := s.UpdateSecurity(ctx, "c1", u)
+			if err != nil || got.LockedOutNow != want {
+				t.Fatalf("%s: got LockedOutNow %v (%v), want %v", name, got.LockedOutNow, err, want)
+			}
+		}
+		retryA("A locks", 0, true)
+		correct := func(name string, expect, truth flow.Standing, min int) {
+			t.Helper()
+			_, applied, err := s.CorrectSecurity(ctx, "c1", SecurityCorrection{Expect: expect, Truth: truth, At: t0.Add(time.Duration(min) * time.Minute)})
+			if err != nil || !applied {
+				t.Fatalf("%s: got applied %v, %v; want applied", name, applied, err)
+			}
+		}
+		correct("recovery appears, still locked", flow.Standing{HasPIN: true, LockedOut: true}, flow.Standing{HasPIN: true, HasRecovery: true, LockedOut: true}, 1)
+		retryA("A after a correction that keeps the lockout", 2, true)
+		correct("unlock", flow.Standing{HasPIN: true, LockedOut: true}, flow.Standing{HasPIN: true}, 3)
+		correct("lock", flow.Standing{HasPIN: true}, flow.Standing{HasPIN: true, LockedOut: true}, 4)
+		retryA("A after the reconciler unlocked and locked", 5, false)
+	})
+}
+
 func TestRepairFlow_OnlyActiveRows(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/schema"
 )
@@ -111,6 +113,47 @@ func TestOpen_MigratesTwiceAndReopens(t *testing.T) {
 		}
 		if err := s.Ping(ctx); err != nil {
 			t.Errorf("Ping: %v", err)
+		}
+	})
+}
+
+// TestMigrate_LockedOutByDown runs 0005's Down, which the store never does
+// itself, on a database in use, and the store's migration again: the rows
+// survive both ways and the lockout record works after.
+func TestMigrate_LockedOutByDown(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.UpdateSecurity(ctx, "c1", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: t0, By: "flow:A"}); err != nil {
+			t.Fatal(err)
+		}
+		gd, fsys := goose.DialectSQLite3, schema.SQLite()
+		if s.d == dialectPostgres {
+			gd, fsys = goose.DialectPostgres, schema.Postgres()
+		}
+		p, err := goose.NewProvider(gd, s.w.DB, fsys, goose.WithDisableGlobalRegistry(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.DownTo(ctx, 4); err != nil {
+			t.Fatalf("down to 4: %v", err)
+		}
+		var locked bool
+		if err := get(ctx, s.r, &locked, `SELECT locked_out FROM customers WHERE id = 'c1'`); err != nil || !locked {
+			t.Fatalf("after down: got locked %v (%v), want the row kept", locked, err)
+		}
+		if _, err := exec(ctx, s.w, `SELECT locked_out_by FROM customers`); err == nil {
+			t.Fatal("after down: column locked_out_by still there")
+		}
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate after down: %v", err)
+		}
+		wantVersions(t, s)
+		// The lockout made before the round trip has no recorded owner now.
+		for _, by := range []string{"flow:A", "flow:B"} {
+			got, err := s.UpdateSecurity(ctx, "c1", SecurityUpdate{HasPIN: true, LockedOut: true, SyncedAt: t0.Add(time.Minute), By: by})
+			if err != nil || got.LockedOutNow {
+				t.Errorf("%s after the round trip: got LockedOutNow %v (%v), want false", by, got.LockedOutNow, err)
+			}
 		}
 	})
 }
@@ -223,6 +266,7 @@ func TestSchema_CheckConstraints(t *testing.T) {
 			{"missing customer", `INSERT INTO flows (id, customer_id, kind, status, created_at, updated_at) VALUES ('f1', 'nobody', 'initialize', 'starting', ?, ?)`, []any{now, now}},
 			{"blockchains not an array", `INSERT INTO flows (id, customer_id, kind, status, blockchains, created_at, updated_at) VALUES ('f1', 'c1', 'initialize', 'starting', '{}', ?, ?)`, []any{now, now}},
 			{"boolean out of range", `UPDATE customers SET has_pin = 2 WHERE id = 'c1'`, nil},
+			{"lockout owner of a customer not locked out", `UPDATE customers SET locked_out_by = 'flow:x' WHERE id = 'c1'`, nil},
 			{"empty webhook key", `INSERT INTO webhook_inbox (idempotency_key, received_at) VALUES ('', ?)`, []any{now}},
 		}
 		for _, tt := range tests {

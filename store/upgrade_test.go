@@ -121,6 +121,13 @@ func TestOpen_UpgradesRelease1SQLite(t *testing.T) {
 	if _, err := exec(ctx, s.w, `UPDATE audit_log SET detail = 'x'`); err == nil {
 		t.Error("UPDATE audit_log: got nil error, want the append-only trigger to refuse it")
 	}
+	// The old customer row takes a lockout and its owner.
+	lock := SecurityUpdate{HasPIN: true, HasRecovery: true, LockedOut: true, SyncedAt: t0.Add(time.Hour), By: "flow:f9"}
+	for range 2 {
+		if res, err := s.UpdateSecurity(ctx, "c1", lock); err != nil || !res.LockedOutNow {
+			t.Errorf("lockout of the old customer: got LockedOutNow %v (%v), want true on every run of the same sync", res.LockedOutNow, err)
+		}
+	}
 
 	// Opening again changes nothing.
 	s2 := openPath(t, path)

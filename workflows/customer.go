@@ -638,7 +638,9 @@ func (c *customerRun) handleEvent(ev flow.CustomerEvent) {
 		at = workflow.Now(c.ctx)
 	}
 	var res flow.SyncCustomerResult
-	in := flow.SyncCustomerInput{CustomerID: c.in.CustomerID, Event: ev.Event, At: at}
+	// The webhook names the sync, so a retried task that runs it again is
+	// still told that it locked the customer out.
+	in := flow.SyncCustomerInput{CustomerID: c.in.CustomerID, Event: ev.Event, At: at, WebhookID: ev.WebhookID}
 	if err := execute(c.ctx, c.lean, syncOptions(), flow.ActivitySyncCustomer, in).Get(c.ctx, &res); err != nil {
 		c.logger.Warn("Syncing the customer after an event failed.", "event", ev.Event, "error", err)
 		return

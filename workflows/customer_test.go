@@ -567,8 +567,8 @@ func TestCustomer_CustomerEventLockout(t *testing.T) {
 		t.Fatalf("workflow error: got %v, want nil", err)
 	}
 	wantEqual(t, "syncs", ct.fakes.syncs, []flow.SyncCustomerInput{
-		{CustomerID: testCustomer, Event: "customer.locked_out", At: at(time.Second)},
-		{CustomerID: testCustomer, Event: "customer.locked_out", At: at(2 * time.Second)},
+		{CustomerID: testCustomer, Event: "customer.locked_out", At: at(time.Second), WebhookID: "wh-0"},
+		{CustomerID: testCustomer, Event: "customer.locked_out", At: at(2 * time.Second), WebhookID: "wh-1"},
 	})
 	wantEqual(t, "events", ct.events.types(), []flow.EventType{flow.EventLockedOut})
 	ev, id, _ := ct.events.byType(flow.EventLockedOut)
