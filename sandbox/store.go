@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
 	body        BLOB NOT NULL,
 	created_at  INTEGER NOT NULL
 );
+-- Every idempotent POST prunes keys past their retention: without this
+-- index that was a scan of every key and its stored answer, which grew with
+-- every customer and challenge ever created.
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at);
 CREATE TABLE IF NOT EXISTS webhooks (
 	seq             INTEGER PRIMARY KEY AUTOINCREMENT,
 	id              TEXT NOT NULL UNIQUE,
