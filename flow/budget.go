@@ -62,10 +62,9 @@ func PlanbokBudget(remaining time.Duration) time.Duration {
 // by custodyflows, and their reads (Preflight, the syncs after a flow)
 // keep StartReadsReserved per second to themselves, so however many flows
 // wait, a start's read never waits behind a poll. A start past Planbok's
-// limits is retried within its budget (StartPlanbokBudget).
+// limits (10 POST/s) is retried within its budget (StartPlanbokBudget).
 const (
-	PlanbokReadsPerSecond  = 20
-	PlanbokWritesPerSecond = 10
+	PlanbokReadsPerSecond = 20
 	// StartReadsReserved is the part of PlanbokReadsPerSecond the capped
 	// readers (polls and the reconciler together) must leave free.
 	StartReadsReserved = 5

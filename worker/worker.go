@@ -78,8 +78,8 @@ type Options struct {
 // process, shared by every Temporal worker in it (an embedded Temporal
 // server's own system workers included). size 0 leaves the SDK's default,
 // 10,000. Flows mostly wait on people, so a smaller cache trades memory
-// (about 60 KB per cached flow and customer workflow: four coroutine stacks
-// and the replay state) for a replay of a short history when an evicted
+// (about 60 KB per cached flow or customer workflow: its coroutine stacks
+// and replay state) for a replay of a short history when an evicted
 // workflow's next task comes.
 //
 // The SDK sizes the cache when the process's first worker is created and

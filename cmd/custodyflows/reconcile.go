@@ -12,6 +12,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/custodyflows/custodyflows/activities"
+	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/worker"
 )
 
@@ -37,10 +38,11 @@ func registerPollRate(fs *flag.FlagSet, rate *float64) {
 
 func validatePollRate(rate float64) error { return planbokReadRate("poll-rate", rate) }
 
-// planbokReadRate checks a reads-per-second flag against Planbok's 20 GET/s.
+// planbokReadRate checks a reads-per-second flag against Planbok's GET
+// limit (flow.PlanbokReadsPerSecond).
 func planbokReadRate(name string, rate float64) error {
-	if rate <= 0 || rate > 20 {
-		return fmt.Errorf("--%s must be above 0 and at most 20 (Planbok's GET limit), got %g", name, rate)
+	if rate <= 0 || rate > flow.PlanbokReadsPerSecond {
+		return fmt.Errorf("--%s must be above 0 and at most %d (Planbok's GET limit), got %g", name, flow.PlanbokReadsPerSecond, rate)
 	}
 	return nil
 }
