@@ -99,8 +99,9 @@ func TestServer_CopiesVisibilityOfAnOldDataDir(t *testing.T) {
 	// The old layout: temporal.db (with its WAL, which holds the latest
 	// pages) and greet-1's record in it, no temporal-visibility.db.
 	old := t.TempDir()
-	for _, name := range []string{"temporal.db", "temporal.db-wal"} {
-		copyFile(t, filepath.Join(now, name), filepath.Join(old, name))
+	copyFile(t, filepath.Join(now, "temporal.db"), filepath.Join(old, "temporal.db"))
+	if _, err := os.Stat(filepath.Join(now, "temporal.db-wal")); err == nil {
+		copyFile(t, filepath.Join(now, "temporal.db-wal"), filepath.Join(old, "temporal.db-wal"))
 	}
 	records := visibilityRows(t, filepath.Join(now, "temporal-visibility.db"), "")
 	n, err := devstack.CopyVisibility(ctx, filepath.Join(now, "temporal-visibility.db"), filepath.Join(old, "temporal.db"))
