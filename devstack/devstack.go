@@ -8,8 +8,9 @@
 // as temporal-sql-tool does it: the shape of a self-hosted cluster, for the
 // cluster test. devstack/devtemporal runs it as a process of its own.
 //
-// State lives in <DataDir>/temporal.db, so a Stop followed by a Start on the
-// same directory, in this process or the next, resumes every workflow where
+// State lives in <DataDir>/temporal.db (history) and
+// <DataDir>/temporal-visibility.db (what workflow lists read), so a Stop
+// followed by a Start on the same directory, in this process or the next, resumes every workflow where
 // it was. Only one Server may use a DataDir at a time. The server has no
 // authentication and, unless Config.TLS is set, no TLS, which is why it only
 // listens on loopback.
@@ -31,7 +32,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,9 +47,7 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/membership/static"
-	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/common/primitives"
-	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -65,7 +63,6 @@ const (
 )
 
 const (
-	dbFileName  = "temporal.db"
 	clusterName = "active"
 	// readyTimeout bounds Start when ctx has no deadline: a server that is not
 	// serving after this long is not going to.
@@ -74,7 +71,8 @@ const (
 
 // Config says where the embedded stack keeps its state and listens.
 type Config struct {
-	// DataDir holds temporal.db (SQLite, WAL); it is created if missing.
+	// DataDir holds temporal.db and temporal-visibility.db (SQLite, WAL);
+	// it is created if missing.
 	// Required unless Postgres is set.
 	DataDir string
 	// Postgres, when set, keeps the server's state in PostgreSQL instead of
@@ -193,7 +191,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Postgres != nil {
 		stores, err = preparePostgres(cfg)
 	} else {
-		stores, err = prepareDatabase(cfg)
+		stores, err = prepareDatabase(ctx, cfg)
 	}
 	if err != nil {
 		return nil, err
@@ -328,91 +326,6 @@ type storeConfig struct {
 	describe                 string // for the log: a path or host/database, never a password
 }
 
-// prepareDatabase makes sure <DataDir>/temporal.db holds the schema and the
-// namespace, and returns the store the server must use: one SQLite file
-// for history and visibility, one shard.
-func prepareDatabase(cfg Config) (storeConfig, error) {
-	sqlCfg, err := prepareSQLite(cfg)
-	if err != nil {
-		return storeConfig{}, err
-	}
-	return storeConfig{defaultStore: sqlCfg, visibility: sqlCfg, shards: 1, describe: sqlCfg.DatabaseName}, nil
-}
-
-func prepareSQLite(cfg Config) (*config.SQL, error) {
-	dir, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	dbPath := filepath.Join(dir, dbFileName)
-
-	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
-		// Build the schema in a scratch file and rename it into place, so a
-		// crash half way never leaves a temporal.db that later starts trust.
-		// The name is unique because the sqlite plugin keeps a process-wide
-		// connection per DSN and never closes it.
-		tmp := dbPath + ".init-" + randomSuffix()
-		if err := sqliteschema.SetupSchema(sqliteConfig(tmp, false)); err != nil {
-			removeSQLiteFiles(tmp)
-			return nil, fmt.Errorf("create temporal schema: %w", err)
-		}
-		if err := os.Rename(tmp, dbPath); err != nil {
-			removeSQLiteFiles(tmp)
-			return nil, fmt.Errorf("create temporal schema: %w", err)
-		}
-		cfg.Logger.Info("created temporal database", "path", dbPath)
-	} else if err != nil {
-		return nil, fmt.Errorf("temporal database: %w", err)
-	}
-
-	sqlCfg := sqliteConfig(dbPath, true)
-	ns, err := sqliteschema.NewNamespaceConfig(clusterName, cfg.Namespace, false, nil)
-	if err != nil {
-		return nil, fmt.Errorf("namespace %q: %w", cfg.Namespace, err)
-	}
-	ns.Detail.Config.Retention = durationpb.New(cfg.Retention)
-	// A no-op when the namespace already exists.
-	if err := sqliteschema.CreateNamespaces(sqlCfg, ns); err != nil {
-		return nil, fmt.Errorf("create namespace %q: %w", cfg.Namespace, err)
-	}
-	return sqlCfg, nil
-}
-
-// sqliteConfig is the plugin config for a database file. Keys other than
-// SQLite URI parameters (mode, cache, …) become PRAGMAs.
-func sqliteConfig(path string, wal bool) *config.SQL {
-	attrs := map[string]string{
-		"mode":         "rwc",
-		"busy_timeout": "10000", // ms; for anyone else opening the file
-	}
-	if wal {
-		attrs["journal_mode"] = "wal"
-		// Safe with WAL: a crash of the process loses nothing, only a crash
-		// of the OS may lose the last transactions. Much faster than FULL.
-		attrs["synchronous"] = "normal"
-	}
-	return &config.SQL{
-		PluginName:        sqliteplugin.PluginName,
-		DatabaseName:      path,
-		ConnectAttributes: attrs,
-		// One shared connection, as the plugin defaults to and the Temporal
-		// CLI runs it: dev traffic is tiny and SQLite has one writer anyway.
-		MaxConns:     1,
-		MaxIdleConns: 1,
-	}
-}
-
-// removeSQLiteFiles removes a database file and its side files, ignoring
-// errors: it only cleans up after a failure that is reported already.
-func removeSQLiteFiles(path string) {
-	for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
-		_ = os.Remove(path + suffix)
-	}
-}
-
 // serverConfig is the static server config: the stores, the four services
 // on loopback.
 func serverConfig(host string, frontendPort int, stores storeConfig) (*config.Config, map[primitives.ServiceName]static.Hosts, error) {
@@ -449,17 +362,10 @@ func serverConfig(host string, frontendPort int, stores storeConfig) (*config.Co
 	c.Global.Membership.MaxJoinDuration = 30 * time.Second
 	c.Global.Membership.BroadcastAddress = host
 	c.Persistence = config.Persistence{NumHistoryShards: stores.shards}
-	if stores.visibility == stores.defaultStore {
-		// One SQLite file holds both: one store, as it always was.
-		const store = "sqlite-default"
-		c.Persistence.DefaultStore, c.Persistence.VisibilityStore = store, store
-		c.Persistence.DataStores = map[string]config.DataStore{store: {SQL: stores.defaultStore}}
-	} else {
-		c.Persistence.DefaultStore, c.Persistence.VisibilityStore = "default", "visibility"
-		c.Persistence.DataStores = map[string]config.DataStore{
-			"default":    {SQL: stores.defaultStore},
-			"visibility": {SQL: stores.visibility},
-		}
+	c.Persistence.DefaultStore, c.Persistence.VisibilityStore = "default", "visibility"
+	c.Persistence.DataStores = map[string]config.DataStore{
+		"default":    {SQL: stores.defaultStore},
+		"visibility": {SQL: stores.visibility},
 	}
 	c.ClusterMetadata = &cluster.Config{
 		EnableGlobalNamespace:    false,

@@ -168,24 +168,8 @@ func TestServer_RunsWorkflowAndUI(t *testing.T) {
 			t.Errorf("workflow status: got %v, want %v", got, want)
 		}
 		// Visibility (what `temporal workflow list` and the UI read) is
-		// updated asynchronously: poll for it.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			list, err := svc.ListWorkflowExecutions(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-				Namespace: s.Namespace(),
-				Query:     "WorkflowType = 'Greet' AND ExecutionStatus = 'Completed'",
-			})
-			if err != nil {
-				t.Fatalf("ListWorkflowExecutions: got error %v, want nil", err)
-			}
-			if n := len(list.GetExecutions()); n == 1 && list.GetExecutions()[0].GetExecution().GetWorkflowId() == "greet-1" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ListWorkflowExecutions: got %d executions, want greet-1 only", len(list.GetExecutions()))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		// updated asynchronously.
+		waitListed(t, ctx, svc, s.Namespace(), "WorkflowType = 'Greet' AND ExecutionStatus = 'Completed'", "greet-1")
 	})
 
 	t.Run("UI", func(t *testing.T) {
