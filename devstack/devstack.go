@@ -10,8 +10,8 @@
 //
 // State lives in <DataDir>/temporal.db (history) and
 // <DataDir>/temporal-visibility.db (what workflow lists read), so a Stop
-// followed by a Start on the same directory, in this process or the next, resumes every workflow where
-// it was. Only one Server may use a DataDir at a time. The server has no
+// followed by a Start on the same directory, in this process or the next,
+// resumes every workflow where it was. Only one Server may use a DataDir at a time. The server has no
 // authentication and, unless Config.TLS is set, no TLS, which is why it only
 // listens on loopback.
 //

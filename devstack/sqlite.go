@@ -121,7 +121,7 @@ func copyVisibility(ctx context.Context, src, dst string) (int64, error) {
 		return 0, err
 	}
 	defer func() { _ = db.Close() }()
-	// ATTACH holds for one connection only.
+	// ATTACH holds for one connection only, and ends when it closes.
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return 0, err
@@ -130,7 +130,6 @@ func copyVisibility(ctx context.Context, src, dst string) (int64, error) {
 	if _, err := conn.ExecContext(ctx, "ATTACH DATABASE ? AS src", "file:"+src+"?mode=ro"); err != nil {
 		return 0, fmt.Errorf("attach %s: %w", filepath.Base(src), err)
 	}
-	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "DETACH DATABASE src") }()
 	dstCols, err := storedColumns(ctx, conn, "main")
 	if err != nil {
 		return 0, err
