@@ -501,6 +501,9 @@ func newEnv(t testing.TB, mod ...func(*Config)) *env {
 		TaskQueue:            "tq",
 		Logger:               slog.New(slog.NewJSONHandler(&syncWriter{buf: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clock:                func() time.Time { return e.now },
+		// Short, so a customer.created for a customer never stored costs
+		// a test little time.
+		CustomerCreatedGrace: 100 * time.Millisecond,
 	}
 	for _, m := range mod {
 		m(&cfg)

@@ -67,6 +67,10 @@ const (
 	// DefaultRequestTimeout is the start's time budget (flow.StartTimeout),
 	// from which the workflow's Planbok budget derives.
 	DefaultRequestTimeout = flow.StartTimeout
+	// DefaultCustomerCreatedGrace covers the time between Planbok creating
+	// a customer (and sending customer.created) and the create request
+	// storing it, with room for a loaded process.
+	DefaultCustomerCreatedGrace = 2 * time.Second
 )
 
 // Config configures a Server. Secrets (API keys, webhook secrets) are never
@@ -103,6 +107,11 @@ type Config struct {
 	// requests in flight (default DefaultWebhookConcurrency); over it the
 	// intake answers 503 overloaded with Retry-After at once.
 	WebhookConcurrency int
+	// CustomerCreatedGrace is how long a customer.created webhook for a
+	// customer the store does not hold yet waits for a POST /v1/customers
+	// in flight to store it, before the customer workflow is started to
+	// sync it (default DefaultCustomerCreatedGrace).
+	CustomerCreatedGrace time.Duration
 	// Ready runs extra readiness checks for /readyz (worker running, …).
 	Ready func(ctx context.Context) error
 	// Codec, when non-nil, is mounted at /codec/ with that prefix stripped
@@ -157,6 +166,9 @@ func New(cfg Config, st Store, pb Planbok, tc Temporal) (*Server, error) {
 	}
 	if s.cfg.RequestTimeout <= 0 {
 		s.cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if s.cfg.CustomerCreatedGrace <= 0 {
+		s.cfg.CustomerCreatedGrace = DefaultCustomerCreatedGrace
 	}
 	if s.cfg.StartQuota == 0 {
 		s.cfg.StartQuota = rate.Every(time.Hour / DefaultStartsPerHour)

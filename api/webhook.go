@@ -212,8 +212,12 @@ func (s *Server) webhookConflict(ctx context.Context, c *gin.Context, key, bodyH
 
 // routeWebhook signals the workflow an event concerns and returns the
 // outcome to record. Errors never reach Planbok: they become outcomes.
-func (s *Server) routeWebhook(ctx context.Context, c *gin.Context, ev planbok.WebhookEvent, key string, now time.Time) string {
-	ctx, cancel := context.WithTimeout(ctx, signalTimeout)
+func (s *Server) routeWebhook(reqCtx context.Context, c *gin.Context, ev planbok.WebhookEvent, key string, now time.Time) string {
+	if ev.Event == planbok.EventCustomerCreated && validCustomerID(ev.Data.CustomerID) &&
+		s.customerStored(reqCtx, ev.Data.CustomerID) {
+		return OutcomeIgnored
+	}
+	ctx, cancel := context.WithTimeout(reqCtx, signalTimeout)
 	defer cancel()
 	logFail := func(what string, err error) {
 		s.logger.WarnContext(ctx, "webhook routing failed", "request_id", requestID(c), "step", what, "event", ev.Event, "err", err.Error())
@@ -257,9 +261,6 @@ func (s *Server) routeWebhook(ctx context.Context, c *gin.Context, ev planbok.We
 
 	if ev.Data.CustomerID != "" && isCustomerEvent(ev.Event) {
 		if !validCustomerID(ev.Data.CustomerID) {
-			return OutcomeIgnored
-		}
-		if ev.Event == planbok.EventCustomerCreated && s.customerKnown(ctx, ev.Data.CustomerID) {
 			return OutcomeIgnored
 		}
 		_, err := s.temporal.SignalWithStartWorkflow(ctx, flow.CustomerWorkflowID(ev.Data.CustomerID),
@@ -307,15 +308,37 @@ func (s *Server) alreadySignalled(ctx context.Context, c *gin.Context, ev planbo
 	return done
 }
 
-// customerKnown reports whether the store holds the customer. Planbok
-// announces every customer it creates; one created through this API was
-// stored with its (empty) security status before or while the event came,
-// so waking its customer workflow to read it again would change nothing
-// and cost a workflow start, a signal and a Planbok read. A failed lookup
-// counts as unknown: the event is acted on.
-func (s *Server) customerKnown(ctx context.Context, id string) bool {
-	_, err := s.store.FindCustomerByID(ctx, id)
-	return err == nil
+// customerStored reports whether the store holds the customer, waiting up
+// to Config.CustomerCreatedGrace for it to appear. Planbok announces every
+// customer it creates, and for one created through this API the event
+// commonly arrives before the create request has stored it: the request
+// is still reading Planbok's answer. Waking the customer workflow then
+// would change nothing and cost a workflow run per customer (its start, a
+// signal, a Planbok read, an idle timer). So the event waits for the
+// store, briefly: re-reads back off from 5 ms to 250 ms. A customer
+// created outside this API never appears and is acted on after the grace;
+// a failed lookup counts as unknown and is acted on at once.
+func (s *Server) customerStored(ctx context.Context, id string) bool {
+	deadline := time.Now().Add(s.cfg.CustomerCreatedGrace)
+	wait := 5 * time.Millisecond
+	for {
+		_, err := s.store.FindCustomerByID(ctx, id)
+		if err == nil {
+			return true
+		}
+		left := time.Until(deadline)
+		if !isCode(err, flow.CodeCustomerNotFound) || left <= 0 {
+			return false
+		}
+		t := time.NewTimer(min(wait, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
 }
 
 // isCustomerEvent reports whether event is a customer-level event

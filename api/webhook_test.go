@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -480,15 +481,20 @@ func TestWebhook_TooLarge(t *testing.T) {
 }
 
 // customer.created for a customer the store holds changes nothing: no
-// customer workflow is woken. One it does not hold (created outside this
-// API, or not stored yet) is acted on.
+// customer workflow is woken. One it never comes to hold (created outside
+// this API) is acted on once the grace has passed.
 func TestWebhook_CustomerCreatedForAKnownCustomerIsIgnored(t *testing.T) {
-	e := newEnv(t)
+	const grace = 300 * time.Millisecond
+	e := newEnv(t, func(c *Config) { c.CustomerCreatedGrace = grace })
 	e.st.customers[customerA] = &store.Customer{ID: customerA, Name: "Ada"}
 	rec := e.webhook(`{"event":"customer.created","idempotencyKey":"evt-known","data":{"customerId":"`+customerA+`"}}`, testSecret, "h1")
 	checkAck(t, rec.Code, rec.Body.String(), false)
+	began := time.Now()
 	rec = e.webhook(`{"event":"customer.created","idempotencyKey":"evt-new","data":{"customerId":"`+customerB+`"}}`, testSecret, "h2")
 	checkAck(t, rec.Code, rec.Body.String(), false)
+	if waited := time.Since(began); waited < grace {
+		t.Errorf("an unknown customer's event was acted on after %s, before the %s grace", waited, grace)
+	}
 	sigs := e.tc.signalCalls()
 	if len(sigs) != 1 || sigs[0].workflowID != flow.CustomerWorkflowID(customerB) {
 		t.Fatalf("signals: got %+v, want one, to %s", sigs, flow.CustomerWorkflowID(customerB))
@@ -498,5 +504,34 @@ func TestWebhook_CustomerCreatedForAKnownCustomerIsIgnored(t *testing.T) {
 	}
 	if got := e.st.outcome("evt-new"); got != OutcomeSignalled {
 		t.Errorf("unknown customer: outcome %q, want %q", got, OutcomeSignalled)
+	}
+}
+
+// Planbok's customer.created for a customer created through this API
+// commonly arrives while POST /v1/customers is still storing it. The event
+// waits for the row instead of starting a customer workflow to learn
+// nothing.
+func TestWebhook_CustomerCreatedWaitsForTheCreateInFlight(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.CustomerCreatedGrace = 10 * time.Second })
+	stored := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		if err := e.st.UpsertCustomer(context.Background(), &store.Customer{ID: customerB, Name: "Bo", RefID: "user-2"}); err != nil {
+			t.Errorf("upsert: %v", err)
+		}
+		stored <- time.Now()
+	}()
+	rec := e.webhook(`{"event":"customer.created","idempotencyKey":"evt-racing","data":{"customerId":"`+customerB+`"}}`, testSecret, "h1")
+	answered := time.Now()
+	checkAck(t, rec.Code, rec.Body.String(), false)
+	if got := e.st.outcome("evt-racing"); got != OutcomeIgnored {
+		t.Errorf("outcome %q, want %q", got, OutcomeIgnored)
+	}
+	if sigs := e.tc.signalCalls(); len(sigs) != 0 {
+		t.Errorf("signals: got %+v, want none", sigs)
+	}
+	// Answered soon after the row appeared, not at the end of the grace.
+	if lag := answered.Sub(<-stored); lag > 2*time.Second {
+		t.Errorf("answered %s after the customer was stored", lag)
 	}
 }

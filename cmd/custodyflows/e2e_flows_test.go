@@ -15,6 +15,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/custodyflows/custodyflows/flow"
 	"github.com/custodyflows/custodyflows/planbok"
@@ -377,14 +378,74 @@ func TestDev_PlanbokUnavailable(t *testing.T) {
 	s.api.start(cust.ID, flow.KindInitialize, nil, http.StatusCreated)
 }
 
+// Planbok sends customer.created as soon as it has the customer, often
+// before POST /v1/customers has stored it; the intake waits for the row,
+// so a customer created through the API runs no customer workflow (a
+// start, a signal, a Planbok read and an idle timer) until it starts a
+// flow. Concurrent creates race now and then; one stored late races every
+// time.
+func TestDev_CustomerCreatedThroughTheAPIWakesNoWorkflow(t *testing.T) {
+	s := startStack(t)
+	// Created at once, as an app's sign-ups come: the process is busy, so
+	// Planbok's events overtake the creates that caused them.
+	ids := make([]string, 16)
+	var g errgroup.Group
+	for i := range ids {
+		g.Go(func() error {
+			body := fmt.Sprintf(`{"name":"New Customer","refId":"user-new-%d"}`, i)
+			req, err := http.NewRequest(http.MethodPost, s.APIURL+"/v1/customers", strings.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+testAPIKey)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var c flow.Customer
+			if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != http.StatusCreated {
+				return fmt.Errorf("create customer %d: status %d, %v", i, resp.StatusCode, err)
+			}
+			ids[i] = c.ID
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// And one whose create is slow to store it, every time: created at
+	// Planbok, stored 300 ms later as POST /v1/customers stores it.
+	slow, err := s.planbok.CreateCustomer(context.Background(), planbok.CreateCustomerParams{Name: "Slow Store", RefID: "user-new-slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := s.Store.UpsertCustomer(context.Background(), &store.Customer{ID: slow.ID, Name: slow.Name, RefID: slow.RefID, CreatedAt: slow.CreatedAt}); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, slow.ID)
+	s.webhooksHandled("user-new-marker")
+	for _, id := range ids {
+		_, err := s.Client.DescribeWorkflowExecution(context.Background(), flow.CustomerWorkflowID(id), "")
+		var nf *serviceerror.NotFound
+		if !errors.As(err, &nf) {
+			t.Errorf("customer %s: describe its workflow: got %v, want not found", id, err)
+		}
+	}
+}
+
 // webhooksHandled waits until every webhook the sandbox had queued so far
 // was delivered and handled by the intake. The sandbox sends its outbox
 // one row at a time, oldest first, and a duplicated row twice before the
 // next; the intake records and signals before it answers. So once the
 // customer.created webhook of a new marker customer has started that
 // customer's workflow, every earlier webhook has been handled. The marker
-// is created at Planbok directly, behind custodyflows' back: for a
-// customer the app database holds, customer.created wakes nothing.
+// is created at Planbok directly, behind custodyflows' back, so the
+// intake starts its workflow once api.DefaultCustomerCreatedGrace has
+// passed; for a customer the app database holds, customer.created wakes
+// nothing.
 func (s *stack) webhooksHandled(markerRefID string) {
 	s.t.Helper()
 	marker, err := s.planbok.CreateCustomer(context.Background(), planbok.CreateCustomerParams{Name: "Webhook Marker", RefID: markerRefID})
