@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -276,6 +277,29 @@ func (d *devProcess) stop(b *testing.B) {
 		_ = d.cmd.Process.Kill()
 	}
 	_ = d.cmd.Wait()
+}
+
+// freeze stops the dev process (SIGSTOP) so that it takes no CPU while
+// another is measured; thaw resumes it.
+func (d *devProcess) freeze(b *testing.B) {
+	b.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		b.Fatalf("freeze dev: %v", err)
+	}
+}
+
+func (d *devProcess) thaw(b *testing.B) {
+	b.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		b.Fatalf("thaw dev: %v", err)
+	}
+}
+
+// kill ends the dev process, frozen or not, if it still runs: a cleanup
+// for a benchmark that failed before stopping it.
+func (d *devProcess) kill() {
+	_ = d.cmd.Process.Signal(syscall.SIGCONT)
+	_ = d.cmd.Process.Kill()
 }
 
 // historyCounts is what a flow cost over every workflow it touched.

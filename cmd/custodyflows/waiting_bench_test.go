@@ -19,19 +19,23 @@ import (
 // cost the whole dev process (API, worker, sandbox and the embedded
 // Temporal server), on this tree alone:
 //
-//   - start p50 and p99 of a user running whole flows with none waiting
-//     (the baseline, same process, same run);
 //   - N flows started on 2-hour challenges (CUSTODYFLOWS_BENCH_WAITING,
 //     default 10000), by 16 users at once, and how long that took;
-//   - five minutes later, CPU of the process over 60 s, its RSS, and the
-//     start latencies again while they wait, as ratios to the baseline.
-//     Polls are then still at the poll queue's --poll-rate cap: 10,000
-//     flows' quick first polls take longer than that to work off.
+//   - five minutes later, CPU of the process over 60 s and its RSS. Polls
+//     are then still at the poll queue's --poll-rate cap: 10,000 flows'
+//     quick first polls take longer than that to work off;
+//   - start p50 and p99 of one user running whole flows, with the N
+//     waiting and, as the baseline, on a second dev process with none
+//     waiting. The two are measured in turns of 50 flows, six each, and
+//     the process not measured is frozen (SIGSTOP): this machine's speed
+//     drifts by tens of percent over minutes (other tenants' CPU steal),
+//     so a baseline taken ten minutes earlier could be off by more than
+//     the difference measured. Latencies are pooled over the turns.
 //
 // CUSTODYFLOWS_BENCH_NEW_BIN reuses a built binary;
 // CUSTODYFLOWS_BENCH_DEV_ARGS adds flags to `dev` (e.g. --workflow-cache
 // 1000); CUSTODYFLOWS_BENCH_SETTLE replaces the 5-minute wait before the
-// measurements. It takes about as many seconds as N/20 plus six minutes:
+// measurements. It takes about as many seconds as N/20 plus seven minutes:
 // run it alone, on a quiet machine.
 func BenchmarkDev_WaitingFlows(b *testing.B) {
 	if testing.Short() {
@@ -55,13 +59,14 @@ func BenchmarkDev_WaitingFlows(b *testing.B) {
 		}
 	}
 	for range b.N {
-		d := startDevProcess(b, bin, 2*time.Hour, strings.Fields(os.Getenv("CUSTODYFLOWS_BENCH_DEV_ARGS"))...)
-		// 200 whole flows each side (about 20 s): with 50, one run's p50
-		// ratio ranged from 1.0 to 1.4 on the same state, and a p99 was
-		// only a maximum.
-		const sample = 200
-		base := d.load(b, "base", 1, sample)
-		baseP99 := percentileMS(base.starts, 0.99)
+		devArgs := strings.Fields(os.Getenv("CUSTODYFLOWS_BENCH_DEV_ARGS"))
+		base := startDevProcess(b, bin, 2*time.Hour, devArgs...)
+		b.Cleanup(base.kill)
+		base.load(b, "base-warm", 1, 20)
+		base.freeze(b)
+		d := startDevProcess(b, bin, 2*time.Hour, devArgs...)
+		b.Cleanup(d.kill)
+		d.load(b, "warm", 1, 20)
 
 		began := time.Now()
 		var next atomic.Int64
@@ -92,9 +97,19 @@ func BenchmarkDev_WaitingFlows(b *testing.B) {
 		time.Sleep(settle)
 		cpu := d.cpuOver(b, time.Minute)
 		rss, anon := d.rssMB(b), d.anonMB(b)
-		during := d.load(b, "during", 1, sample)
-		duringP99 := percentileMS(during.starts, 0.99)
-		b.Logf("start p50 %.0f ms waiting, %.0f ms with none waiting", percentileMS(during.starts, 0.5), percentileMS(base.starts, 0.5))
+		var during, none []time.Duration
+		for turn := range 6 {
+			// A prefix per turn: a refId used again names the same customer.
+			during = append(during, d.load(b, fmt.Sprintf("during%d", turn), 1, 50).starts...)
+			d.freeze(b)
+			base.thaw(b)
+			none = append(none, base.load(b, fmt.Sprintf("base%d", turn), 1, 50).starts...)
+			base.freeze(b)
+			d.thaw(b)
+		}
+		baseP50, baseP99 := percentileMS(none, 0.5), percentileMS(none, 0.99)
+		duringP50, duringP99 := percentileMS(during, 0.5), percentileMS(during, 0.99)
+		b.Logf("start p50 %.0f ms waiting, %.0f ms with none waiting", duringP50, baseP50)
 		b.Logf("%d waiting: %.3f of a core, %.0f MB RSS (%.0f MB anonymous, %.0f MB the binary's mapped pages); start p99 %.0f ms (%.0f ms with none waiting)",
 			waiting, cpu, rss, anon, rss-anon, duringP99, baseP99)
 		b.ReportMetric(cpu, "cpu-core-waiting")
@@ -104,7 +119,9 @@ func BenchmarkDev_WaitingFlows(b *testing.B) {
 		b.ReportMetric(baseP99, "start-p99-none-waiting-ms")
 		b.ReportMetric(duringP99, "start-p99-waiting-ms")
 		b.ReportMetric(duringP99/baseP99, "start-p99-waiting-ratio")
-		b.ReportMetric(percentileMS(during.starts, 0.5)/percentileMS(base.starts, 0.5), "start-p50-waiting-ratio")
+		b.ReportMetric(duringP50/baseP50, "start-p50-waiting-ratio")
 		d.stop(b)
+		base.thaw(b)
+		base.stop(b)
 	}
 }
